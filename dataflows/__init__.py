@@ -1,0 +1,1 @@
+"""Wiring: the outreach dataflow built from operators and connectors, and the `touchflow` CLI."""

@@ -1,0 +1,463 @@
+"""Apply one event (or one due timer) to a prospect's state and say what to do about it.
+
+Decisions depend only on (state, event, policy): "now" is event time, a per-prospect clock that
+never goes backwards, and a timer decides at its due time. Command ids derive from their cause
+(prospect, causing event id, channel, reason), so a replay yields the same ids and a sender can
+drop duplicates. Every candidate touch leaves exactly one decision record per consideration.
+"""
+
+import bisect
+import hashlib
+from collections.abc import Callable
+from typing import Any, Final
+
+from operators import events as ev
+from operators.events import CHANNEL_INDEX, CHANNELS
+from operators.policy import Policy
+from operators.quiet_hours import phone_zones
+from operators.records import (
+    ACTION_FOR_CHANNEL,
+    Command,
+    Context,
+    Decision,
+    LastReply,
+    OutChannel,
+    RecentTouch,
+)
+from operators.rules import QUIET_HOURS, Rules
+from operators.state import (
+    AUTO,
+    FLAG_DEFERRABLE,
+    FLAG_EXEMPT,
+    FLAG_TRANSACTIONAL,
+    Pending,
+    ProspectState,
+    command_key,
+    seen_before,
+)
+from operators.timeutil import format_ts, to_ms
+
+# An output: (time it is about, per-prospect sequence number, record).
+Out = tuple[int, int, Command | Decision]
+
+REASON_REPLY: Final = "reply"
+
+
+def command_id(prospect: str, cause: str, channel: str, reason: str) -> str:
+    """Deterministic id: the same cause always yields the same command id."""
+    key = "\x1f".join((prospect, cause, channel, reason)).encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+class Engine:
+    """The contact rules applied to prospect state. Stateless itself; safe to share."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.rules = Rules(policy)
+        lim = policy.limits
+        self._dedupe = lim.dedupe_ids
+        self._ctx_touches = lim.context_touches
+        self._ctx_clicks = lim.context_clicks
+        self._reply_chars = lim.reply_text_chars
+        kw = policy.keywords
+        self._stop = frozenset(w.strip().upper() for w in kw.stop)
+        self._start = frozenset(w.strip().upper() for w in kw.start)
+        self._resume = frozenset(w.strip().upper() for w in kw.resume_after_stop)
+        trig = policy.triggers
+        self._form = tuple(CHANNEL_INDEX[c] for c in trig.form_submit)
+        self._pricing = tuple(CHANNEL_INDEX[c] for c in trig.pricing_page)
+        self._proposal = tuple(CHANNEL_INDEX[c] for c in trig.proposal_view)
+        self._pricing_path = trig.pricing_path
+        self._auto_order = tuple(CHANNEL_INDEX[c] for c in policy.requests.auto_order)
+        self._sms = CHANNEL_INDEX["sms"]
+        self._handlers: dict[type, Callable[[ProspectState, Any, int, int, list[Out]], None]] = {
+            ev.Profile: self._profile,
+            ev.Consent: self._consent,
+            ev.OptOut: self._opt_out,
+            ev.DoNotContact: self._do_not_contact,
+            ev.Bounce: self._bounce,
+            ev.Complaint: self._complaint,
+            ev.Preference: self._preference,
+            ev.PageView: self._page_view,
+            ev.FormSubmit: self._form_submit,
+            ev.ProposalView: self._proposal_view,
+            ev.TouchRequest: self._touch_request,
+            ev.TouchSent: self._touch_sent,
+            ev.TouchFailed: self._touch_failed,
+            ev.Clicked: self._clicked,
+            ev.Replied: self._replied,
+        }
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def apply(self, state: ProspectState, event: ev.Event) -> list[Out]:
+        """Apply one event: first fire timers due by its time, then the event itself.
+
+        A redelivered event (known id) has no effect at all.
+        """
+        out: list[Out] = []
+        if seen_before(state, event.id, self._dedupe):
+            return out
+        ts = to_ms(event.ts)
+        if state.pending and state.pending[0][0] <= ts:
+            self.fire_due(state, ts, out)
+        now = ts if ts > state.clock else state.clock
+        state.clock = now
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(state, event, ts, now, out)
+        return out
+
+    def fire_due(self, state: ProspectState, until: int, out: list[Out]) -> None:
+        """Fire every deferred touch due at or before `until`, each deciding at its due time."""
+        while state.pending and state.pending[0][0] <= until:
+            due, ch, reason, topic, cause, flags, first = state.pending.pop(0)
+            if not state.pending:
+                state.pending = None  # deciding may defer again into a fresh list
+            now = due if due > state.clock else state.clock
+            state.clock = now
+            self._decide(state, ch, reason, topic, cause, flags, first, now, out)
+
+    def next_due(self, state: ProspectState) -> int | None:
+        """When the next deferred touch is due (ms), for live-mode wake-ups."""
+        return state.pending[0][0] if state.pending else None
+
+    # -- facts about the prospect ---------------------------------------------------------------
+
+    def _profile(self, s: ProspectState, e: ev.Profile, ts: int, now: int, out: list[Out]) -> None:
+        if e.timezone is not None:
+            s.timezone = e.timezone
+        if e.phone is not None:
+            s.phone_zones = phone_zones(e.phone) or None
+        if e.region is not None:
+            s.region = e.region.upper()
+        if e.segment is not None:
+            s.segment = e.segment
+
+    def _consent(self, s: ProspectState, e: ev.Consent, ts: int, now: int, out: list[Out]) -> None:
+        bit = 1 << CHANNEL_INDEX[e.channel]
+        s.consent = s.consent | bit if e.granted else s.consent & ~bit
+
+    def _opt_out(self, s: ProspectState, e: ev.OptOut, ts: int, now: int, out: list[Out]) -> None:
+        if e.channel == "all":
+            s.opted_out_all = True
+        else:
+            s.opted_out |= 1 << CHANNEL_INDEX[e.channel]
+
+    def _do_not_contact(
+        self, s: ProspectState, e: ev.DoNotContact, ts: int, now: int, out: list[Out]
+    ) -> None:
+        s.do_not_contact = True
+
+    def _bounce(self, s: ProspectState, e: ev.Bounce, ts: int, now: int, out: list[Out]) -> None:
+        if e.hard:
+            s.bounced |= 1 << CHANNEL_INDEX[e.channel]
+
+    def _complaint(
+        self, s: ProspectState, e: ev.Complaint, ts: int, now: int, out: list[Out]
+    ) -> None:
+        s.complained |= 1 << CHANNEL_INDEX[e.channel]
+        s.complaint_until = max(s.complaint_until, now + self.rules.complaint_ms)
+
+    def _preference(
+        self, s: ProspectState, e: ev.Preference, ts: int, now: int, out: list[Out]
+    ) -> None:
+        ch = CHANNEL_INDEX[e.channel]
+        if e.stance == "avoid":
+            s.avoid |= 1 << ch
+            s.only = AUTO if s.only == ch else s.only
+            s.prefer = AUTO if s.prefer == ch else s.prefer
+        else:
+            s.avoid &= ~(1 << ch)
+            if e.stance == "only":
+                s.only = ch
+            else:
+                s.prefer = ch
+                s.only = AUTO if s.only not in (AUTO, ch) else s.only
+
+    def _clicked(self, s: ProspectState, e: ev.Clicked, ts: int, now: int, out: list[Out]) -> None:
+        if e.url is not None and self._ctx_clicks:
+            clicks = s.clicks or []
+            clicks.append(e.url)
+            s.clicks = clicks[-self._ctx_clicks :]
+
+    # -- reservations (rule 5) ------------------------------------------------------------------
+
+    def _touch_sent(
+        self, s: ProspectState, e: ev.TouchSent, ts: int, now: int, out: list[Out]
+    ) -> None:
+        key = command_key(e.command) if e.command else 0
+        touches = s.touches or []
+        if key and any(t[2] == key for t in touches):
+            return  # confirms our own reservation: already counted
+        bisect.insort(touches, (ts, CHANNEL_INDEX[e.channel], key, e.topic), key=_touch_ts)
+        s.touches = touches
+        self._prune(s, now)
+
+    def _touch_failed(
+        self, s: ProspectState, e: ev.TouchFailed, ts: int, now: int, out: list[Out]
+    ) -> None:
+        key = command_key(e.command)
+        if s.touches:
+            s.touches = [t for t in s.touches if t[2] != key] or None
+
+    def _prune(self, s: ProspectState, now: int) -> None:
+        touches = s.touches
+        if touches and touches[0][0] <= now - self.rules.horizon_ms:
+            since = now - self.rules.horizon_ms
+            s.touches = [t for t in touches if t[0] > since] or None
+
+    # -- triggers, replies, requests ------------------------------------------------------------
+
+    def _page_view(
+        self, s: ProspectState, e: ev.PageView, ts: int, now: int, out: list[Out]
+    ) -> None:
+        if self._pricing_path in e.url:
+            for ch in self._pricing:
+                self._decide(
+                    s, ch, "trigger:pricing_page", "pricing", e.id, FLAG_EXEMPT, now, now, out
+                )
+
+    def _form_submit(
+        self, s: ProspectState, e: ev.FormSubmit, ts: int, now: int, out: list[Out]
+    ) -> None:
+        for ch in self._form:
+            self._decide(s, ch, "trigger:form_submit", e.form, e.id, FLAG_EXEMPT, now, now, out)
+
+    def _proposal_view(
+        self, s: ProspectState, e: ev.ProposalView, ts: int, now: int, out: list[Out]
+    ) -> None:
+        for ch in self._proposal:
+            reason = "trigger:proposal_view"
+            self._decide(s, ch, reason, e.document, e.id, FLAG_EXEMPT, now, now, out)
+
+    def _touch_request(
+        self, s: ProspectState, e: ev.TouchRequest, ts: int, now: int, out: list[Out]
+    ) -> None:
+        ch = AUTO if e.channel == "auto" else CHANNEL_INDEX[e.channel]
+        flags = FLAG_DEFERRABLE | (FLAG_TRANSACTIONAL if e.transactional else 0)
+        self._decide(s, ch, f"request:{e.campaign}", e.topic, e.id, flags, now, now, out)
+
+    def _replied(self, s: ProspectState, e: ev.Replied, ts: int, now: int, out: list[Out]) -> None:
+        ch = CHANNEL_INDEX[e.channel]
+        text = e.text[: self._reply_chars] if e.text is not None else None
+        s.last_reply = (ch, ts, e.sentiment, text)
+        if ch == self._sms and e.text is not None:
+            word = e.text.strip().upper()
+            sms_bit = 1 << self._sms
+            if word in self._stop:
+                s.opted_out |= sms_bit
+                return
+            if word in self._start or (word in self._resume and s.opted_out & sms_bit):
+                s.opted_out &= ~sms_bit
+                return
+        if e.sentiment == "negative":
+            s.negative_until = max(s.negative_until, now + self.rules.negative_ms)
+        elif e.sentiment != "out_of_office":
+            self._handoff(s, e.id, now, out)
+
+    def _handoff(self, s: ProspectState, cause: str, now: int, out: list[Out]) -> None:
+        """Hand the conversation to a person: not a touch, so no cap; only a full stop blocks it."""
+        rule = None
+        if s.do_not_contact:
+            rule = "suppressed.do_not_contact"
+        elif s.opted_out_all:
+            rule = "suppressed.opt_out.all"
+        if rule is not None:
+            self._emit_decision(s, now, "rep", REASON_REPLY, "blocked", out, rule=rule)
+            return
+        topic = s.touches[-1][3] if s.touches else None
+        self._emit_command(s, now, "rep", REASON_REPLY, topic, None, cause, out)
+
+    # -- deciding one candidate -----------------------------------------------------------------
+
+    def _decide(
+        self,
+        s: ProspectState,
+        ch: int,
+        reason: str,
+        topic: str | None,
+        cause: str,
+        flags: int,
+        first: int,
+        now: int,
+        out: list[Out],
+    ) -> None:
+        """Send, defer or block one candidate touch, leaving its decision record."""
+        if ch == AUTO:
+            self._decide_auto(s, reason, topic, cause, flags, first, now, out)
+            return
+        rule, retry = self.rules.verdict(s, ch, now, flags)
+        if rule is None:
+            self._send(s, ch, reason, topic, None, cause, now, out)
+        else:
+            self._hold(s, ch, ch, rule, retry, reason, topic, cause, flags, first, now, out)
+
+    def _decide_auto(
+        self,
+        s: ProspectState,
+        reason: str,
+        topic: str | None,
+        cause: str,
+        flags: int,
+        first: int,
+        now: int,
+        out: list[Out],
+    ) -> None:
+        """`auto`: the first allowed channel in preference order, the next allowed as backup."""
+        order = self._channel_order(s)
+        verdicts = [(ch, *self.rules.verdict(s, ch, now, flags)) for ch in order]
+        allowed = [ch for ch, rule, _ in verdicts if rule is None]
+        if allowed:
+            backup = CHANNELS[allowed[1]] if len(allowed) > 1 else None
+            self._send(s, allowed[0], reason, topic, backup, cause, now, out)
+            return
+        waiting = [(retry, ch, rule) for ch, rule, retry in verdicts if retry is not None]
+        held = verdicts[0]  # nothing will clear by itself: block on the first channel's rule
+        if waiting:
+            retry, ch, rule = min(waiting)  # the soonest channel to clear: wait for it
+            held = (ch, rule, retry)
+        held_on, held_by, held_until = held
+        assert held_by is not None  # no channel was allowed, so each has a rule
+        self._hold(
+            s, AUTO, held_on, held_by, held_until, reason, topic, cause, flags, first, now, out
+        )
+
+    def _channel_order(self, s: ProspectState) -> tuple[int, ...]:
+        if s.only != AUTO:
+            return (s.only,)
+        if s.prefer != AUTO:
+            return (s.prefer, *(c for c in self._auto_order if c != s.prefer))
+        return self._auto_order
+
+    def _hold(
+        self,
+        s: ProspectState,
+        pending_ch: int,
+        ch: int,
+        rule: str,
+        retry: int | None,
+        reason: str,
+        topic: str | None,
+        cause: str,
+        flags: int,
+        first: int,
+        now: int,
+        out: list[Out],
+    ) -> None:
+        """Defer (quiet hours always; caps and gap for deferrable touches) or block."""
+        deferrable = rule == QUIET_HOURS or (
+            flags & FLAG_DEFERRABLE and rule.startswith(("cap.", "gap"))
+        )
+        if (
+            retry is not None
+            and deferrable
+            and (rule == QUIET_HOURS or retry - first <= self.rules.max_defer_ms)
+        ):
+            item: Pending = (retry, pending_ch, reason, topic, cause, flags, first)
+            pending = s.pending or []
+            bisect.insort(pending, item, key=_pending_due)
+            s.pending = pending
+            self._emit_decision(
+                s, now, CHANNELS[ch], reason, "deferred", out, rule=rule, until=retry
+            )
+        else:
+            self._emit_decision(s, now, CHANNELS[ch], reason, "blocked", out, rule=rule)
+
+    def _send(
+        self,
+        s: ProspectState,
+        ch: int,
+        reason: str,
+        topic: str | None,
+        backup: str | None,
+        cause: str,
+        now: int,
+        out: list[Out],
+    ) -> None:
+        """Emit the command and reserve the touch at once (rule 5: counted from emission)."""
+        cid = self._emit_command(s, now, CHANNELS[ch], reason, topic, backup, cause, out)
+        touches = s.touches or []
+        touches.append((now, ch, command_key(cid), topic))
+        s.touches = touches
+        self._prune(s, now)
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def _emit_command(
+        self,
+        s: ProspectState,
+        now: int,
+        channel: OutChannel,
+        reason: str,
+        topic: str | None,
+        backup: str | None,
+        cause: str,
+        out: list[Out],
+    ) -> str:
+        cid = command_id(s.prospect, cause, channel, reason)
+        ts = format_ts(now)
+        command = Command(
+            id=cid,
+            prospect=s.prospect,
+            ts=ts,
+            channel=channel,
+            action=ACTION_FOR_CHANNEL[channel],
+            reason=reason,
+            topic=topic,
+            backup=backup,
+            context=self._context(s),
+        )
+        s.seq += 1
+        out.append((now, s.seq, command))
+        self._emit_decision(s, now, channel, reason, "sent", out, command=cid)
+        return cid
+
+    def _emit_decision(
+        self,
+        s: ProspectState,
+        now: int,
+        channel: OutChannel,
+        reason: str,
+        verdict: str,
+        out: list[Out],
+        *,
+        rule: str | None = None,
+        until: int | None = None,
+        command: str | None = None,
+    ) -> None:
+        s.seq += 1
+        record = Decision(
+            prospect=s.prospect,
+            ts=format_ts(now),
+            channel=channel,
+            reason=reason,
+            verdict=verdict,  # type: ignore[arg-type]
+            rule=rule,
+            until=format_ts(until) if until is not None else None,
+            command=command,
+        )
+        out.append((now, s.seq, record))
+
+    def _context(self, s: ProspectState) -> Context:
+        n = self._ctx_touches
+        recent = s.touches[-n:] if s.touches and n else ()
+        reply = s.last_reply
+        return Context(
+            touches=[RecentTouch(CHANNELS[t[1]], format_ts(t[0]), t[3]) for t in recent],
+            clicks=list(s.clicks or ()),
+            last_reply=(
+                LastReply(CHANNELS[reply[0]], format_ts(reply[1]), reply[2], reply[3])
+                if reply is not None
+                else None
+            ),
+        )
+
+
+def _touch_ts(t: tuple[int, int, int, str | None]) -> int:
+    return t[0]
+
+
+def _pending_due(p: Pending) -> int:
+    return p[0]

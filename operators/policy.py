@@ -1,0 +1,179 @@
+"""The contact policy: TOML decoded into typed, constrained Structs (config/default.toml).
+
+A bad policy must stop the program at start with one line naming the key, never surface as a
+wrong decision at 3 am, so every value carries its constraint and unknown keys are rejected.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from operators.errors import ConfigError
+from operators.events import Channel, is_time_zone
+
+ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+PositiveInt = Annotated[int, Meta(ge=1)]
+Count = Annotated[int, Meta(ge=0)]
+Name = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class _Config(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Base for every policy section: typos in keys fail loudly."""
+
+
+class CapWindow(_Config, frozen=True):
+    """A rolling window: at most `total` touches, and `per_channel[c]` on channel c.
+
+    Rule names read `cap.<channel>.<name>` and `cap.total.<name>`.
+    """
+
+    name: Name
+    hours: PositiveInt
+    total: Count | None = None
+    per_channel: dict[Channel, Count] = {}
+    exempt_own_action: bool = False
+
+
+class Gap(_Config, frozen=True):
+    """Minimum time since the last touch on any channel (rule `gap`)."""
+
+    hours: Count = 24
+    exempt_own_action: bool = True
+
+
+class Hours(_Config, frozen=True):
+    start: ClockTime
+    end: ClockTime
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            msg = f"start {self.start} must be before end {self.end}"
+            raise ValueError(msg)
+
+
+class QuietHours(_Config, frozen=True):
+    """Channels allowed only inside [start, end) local time; stricter hours per region."""
+
+    channels: list[Channel] = field(default_factory=lambda: ["sms", "phone"])
+    start: ClockTime = "08:00"
+    end: ClockTime = "21:00"
+    regions: dict[str, Hours] = {}
+    fallback_timezones: list[str] = field(default_factory=lambda: ["UTC"])
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            msg = f"start {self.start} must be before end {self.end}"
+            raise ValueError(msg)
+        if not self.fallback_timezones:
+            msg = "fallback_timezones must name at least one zone"
+            raise ValueError(msg)
+        for name in self.fallback_timezones:
+            if not is_time_zone(name):
+                msg = f"unknown IANA time zone {name!r} in fallback_timezones"
+                raise ValueError(msg)
+
+
+class ConsentRules(_Config, frozen=True):
+    required: list[Channel] = field(default_factory=lambda: ["sms", "phone"])
+
+
+class Keywords(_Config, frozen=True):
+    """SMS keywords (compared trimmed and upper-cased to the whole reply text)."""
+
+    stop: list[str] = field(
+        default_factory=lambda: [
+            "STOP",
+            "STOPALL",
+            "UNSUBSCRIBE",
+            "CANCEL",
+            "END",
+            "QUIT",
+            "REVOKE",
+            "OPTOUT",
+        ]
+    )
+    start: list[str] = field(default_factory=lambda: ["START", "UNSTOP"])
+    resume_after_stop: list[str] = field(default_factory=lambda: ["YES"])
+
+
+class Cooldowns(_Config, frozen=True):
+    complaint_days: Count = 90
+    negative_reply_days: Count = 90
+    sequence_days: Count = 30
+
+
+class Triggers(_Config, frozen=True):
+    """What the prospect's own actions trigger; each touch still passes every rule."""
+
+    form_submit: list[Channel] = field(default_factory=lambda: ["email", "phone"])
+    pricing_page: list[Channel] = field(default_factory=lambda: ["chat"])
+    proposal_view: list[Channel] = field(default_factory=lambda: ["sms"])
+    pricing_path: Annotated[str, Meta(min_length=1)] = "/pricing"
+
+
+class Requests(_Config, frozen=True):
+    """How `touch_request`s are decided.
+
+    `auto_order` is least intrusive first. A request stopped by a cap or the gap is deferred to
+    when capacity frees, if that is within `max_defer_hours`; otherwise it is blocked.
+    """
+
+    auto_order: list[Channel] = field(
+        default_factory=lambda: ["email", "linkedin", "chat", "sms", "phone"]
+    )
+    max_defer_hours: Count = 72
+
+
+class Limits(_Config, frozen=True):
+    """Bounds on per-prospect memory."""
+
+    dedupe_ids: PositiveInt = 32
+    context_touches: Count = 5
+    context_clicks: Count = 5
+    reply_text_chars: Count = 280
+
+
+class Policy(_Config, frozen=True):
+    caps: list[CapWindow]
+    gap: Gap = Gap()
+    quiet_hours: QuietHours = QuietHours()
+    consent: ConsentRules = ConsentRules()
+    keywords: Keywords = Keywords()
+    cooldowns: Cooldowns = Cooldowns()
+    triggers: Triggers = Triggers()
+    requests: Requests = Requests()
+    limits: Limits = Limits()
+
+    def __post_init__(self) -> None:
+        names = [w.name for w in self.caps]
+        if len(set(names)) != len(names):
+            msg = f"cap window names must be unique, got {names} - at `$.caps`"
+            raise ValueError(msg)
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+def parse_policy(text: bytes | str, source: str = "<config>") -> Policy:
+    """Decode policy TOML; any problem becomes a one-line `ConfigError` naming the key path."""
+    try:
+        return msgspec.toml.decode(text, type=Policy)
+    except msgspec.ValidationError as exc:
+        msg = f"invalid config {source}: {exc}"
+        raise ConfigError(msg) from None
+    except msgspec.DecodeError as exc:
+        msg = f"invalid config {source}: not valid TOML: {exc}"
+        raise ConfigError(msg) from None
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    """Read and decode the policy file (the bundled default when `path` is None)."""
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        msg = f"cannot read config {file}: {exc.strerror or exc}"
+        raise ConfigError(msg) from None
+    return parse_policy(text, str(file))

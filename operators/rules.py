@@ -1,0 +1,156 @@
+"""The verdict for one candidate touch: which rule, if any, stops it now, and until when.
+
+This is the hot path (every trigger, request and timer goes through `Rules.verdict`), so the
+policy is compiled once into flat tuples indexed by channel, rule names are built once, and the
+check is a few integer comparisons over a history that holds a handful of touches.
+"""
+
+from typing import Final, NamedTuple
+
+from operators.events import CHANNEL_INDEX, CHANNELS
+from operators.policy import Policy
+from operators.quiet_hours import next_allowed, seconds_of_day
+from operators.state import AUTO, FLAG_EXEMPT, FLAG_TRANSACTIONAL, ProspectState
+from operators.timeutil import DAY_MS, HOUR_MS
+
+QUIET_HOURS: Final = "quiet_hours"
+GAP: Final = "gap"
+
+
+class Window(NamedTuple):
+    """One compiled cap window."""
+
+    ms: int
+    total: int | None
+    per_channel: tuple[int | None, ...]  # indexed by channel
+    exempt_own_action: bool
+    total_rule: str
+    channel_rules: tuple[str, ...]
+
+
+def _mask(channels: list[str]) -> int:
+    bits = 0
+    for name in channels:
+        bits |= 1 << CHANNEL_INDEX[name]
+    return bits
+
+
+def _names(template: str) -> tuple[str, ...]:
+    return tuple(template.format(c) for c in CHANNELS)
+
+
+class Rules:
+    """The policy compiled for fast verdicts. Immutable once built."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.windows = tuple(
+            Window(
+                ms=w.hours * HOUR_MS,
+                total=w.total,
+                per_channel=tuple(w.per_channel.get(c) for c in CHANNELS),
+                exempt_own_action=w.exempt_own_action,
+                total_rule=f"cap.total.{w.name}",
+                channel_rules=_names("cap.{}." + w.name),
+            )
+            for w in policy.caps
+        )
+        self.gap_ms = policy.gap.hours * HOUR_MS
+        self.gap_exempt = policy.gap.exempt_own_action
+        self.horizon_ms = max([self.gap_ms, *(w.ms for w in self.windows)])
+        qh = policy.quiet_hours
+        self.quiet_mask = _mask(list(qh.channels))
+        self.quiet_default = (seconds_of_day(qh.start), seconds_of_day(qh.end))
+        self.quiet_regions = {
+            region: (seconds_of_day(h.start), seconds_of_day(h.end))
+            for region, h in qh.regions.items()
+        }
+        self.fallback_zones = tuple(qh.fallback_timezones)
+        self.consent_mask = _mask(list(policy.consent.required))
+        self.complaint_ms = policy.cooldowns.complaint_days * DAY_MS
+        self.negative_ms = policy.cooldowns.negative_reply_days * DAY_MS
+        self.max_defer_ms = policy.requests.max_defer_hours * HOUR_MS
+        self.rule_opt_out = _names("suppressed.opt_out.{}")
+        self.rule_bounce = _names("suppressed.bounce.{}")
+        self.rule_complaint = _names("suppressed.complaint.{}")
+        self.rule_consent = _names("consent.{}")
+        self.rule_avoid = _names("preference.avoid.{}")
+        self.rule_only = _names("preference.only.{}")
+
+    def verdict(
+        self, state: ProspectState, ch: int, now: int, flags: int
+    ) -> tuple[str | None, int | None]:
+        """(rule, retry_at) for a touch on channel index `ch` at `now`.
+
+        rule None: allowed now. Otherwise the first rule that stops it, and for rules that
+        clear with time (caps, gap, quiet hours) the earliest time it could pass that rule;
+        None for rules that do not clear by themselves (suppression, consent, cooldowns).
+        """
+        bit = 1 << ch
+        # Suppression and consent: never skipped, not even for transactional touches.
+        if state.do_not_contact:
+            return "suppressed.do_not_contact", None
+        if state.opted_out_all:
+            return "suppressed.opt_out.all", None
+        if state.opted_out & bit:
+            return self.rule_opt_out[ch], None
+        if state.bounced & bit:
+            return self.rule_bounce[ch], None
+        if state.complained & bit:
+            return self.rule_complaint[ch], None
+        if self.consent_mask & bit and not state.consent & bit:
+            return self.rule_consent[ch], None
+        if state.avoid & bit:
+            return self.rule_avoid[ch], None
+        if state.only != AUTO and state.only != ch:
+            return self.rule_only[state.only], None
+        if not flags & FLAG_TRANSACTIONAL:
+            if state.complaint_until > now:
+                return "cooldown.complaint", None
+            if state.negative_until > now:
+                return "cooldown.negative", None
+            touches = state.touches
+            if touches:
+                stopped = self._caps(touches, ch, now, flags & FLAG_EXEMPT)
+                if stopped is not None:
+                    return stopped
+                if self.gap_ms and not (flags & FLAG_EXEMPT and self.gap_exempt):
+                    last = touches[-1][0]
+                    if now - last < self.gap_ms:
+                        return GAP, last + self.gap_ms
+        if self.quiet_mask & bit:
+            opens = self._quiet_opening(state, now)
+            if opens != now:
+                return QUIET_HOURS, opens
+        return None, None
+
+    def _caps(
+        self, touches: list[tuple[int, int, int, str | None]], ch: int, now: int, exempt: int
+    ) -> tuple[str, int | None] | None:
+        """The first cap window that is full, with the time its oldest blocking touch expires."""
+        for w in self.windows:
+            if exempt and w.exempt_own_action:
+                continue
+            since = now - w.ms
+            limit = w.per_channel[ch]
+            if limit is not None:
+                times = [t[0] for t in touches if t[0] > since and t[1] == ch]
+                if len(times) >= limit:
+                    retry = times[len(times) - limit] + w.ms if limit else None
+                    return w.channel_rules[ch], retry
+            if w.total is not None:
+                times = [t[0] for t in touches if t[0] > since]
+                if len(times) >= w.total:
+                    retry = times[len(times) - w.total] + w.ms if w.total else None
+                    return w.total_rule, retry
+        return None
+
+    def zones(self, state: ProspectState) -> tuple[str, ...]:
+        """The prospect's possible zones: profile zone, else the phone's zones, else fallback."""
+        if state.timezone:
+            return (state.timezone,)
+        return state.phone_zones or self.fallback_zones
+
+    def _quiet_opening(self, state: ProspectState, now: int) -> int | None:
+        start_s, end_s = self.quiet_regions.get(state.region or "", self.quiet_default)
+        return next_allowed(now, self.zones(state), start_s, end_s)

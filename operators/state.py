@@ -1,0 +1,96 @@
+"""Per-prospect state: small, bounded, and encodable as MessagePack for Redis checkpoints.
+
+Memory matters (target under 1 KiB per prospect in memory), so fields default to None or 0 and
+are filled only when used, channel sets are bitmasks, times are integer milliseconds, recent event
+ids are fixed-size hashes packed into one `bytes`, and the Struct is `array_like` (positional on
+the wire, so no field names in Redis) and `gc=False` (it never holds a cycle).
+"""
+
+import hashlib
+from typing import Final
+
+import msgspec
+from msgspec import Struct
+
+# A touch in the history: (ts_ms, channel index, command key or 0, topic).
+Touch = tuple[int, int, int, str | None]
+# A deferred candidate touch: (due_ms, channel index or AUTO, reason, topic, cause event id,
+# flags, first-considered ms).
+Pending = tuple[int, int, str, str | None, str, int, int]
+# The last reply: (channel index, ts_ms, sentiment, text).
+Reply = tuple[int, int, str | None, str | None]
+
+AUTO: Final = -1
+FLAG_EXEMPT: Final = 1  # answers the prospect's own action (rule 4)
+FLAG_TRANSACTIONAL: Final = 2  # skips caps and cooldowns, never suppression/consent/quiet hours
+FLAG_DEFERRABLE: Final = 4  # may wait for cap/gap capacity (requests), else blocked (triggers)
+
+_DIGEST: Final = 8
+
+
+class ProspectState(Struct, array_like=True, gc=False):
+    """Everything the rules know about one prospect; mutated in place by `operators.engine`."""
+
+    prospect: str = ""
+    clock: int = 0  # latest event time applied; "now" never goes backwards
+    seq: int = 0  # per-prospect output sequence, for a canonical output order
+    seen: bytes = b""  # ring of 8-byte hashes of recent event ids (idempotency)
+    touches: list[Touch] | None = None  # touches inside the longest window, oldest first
+    pending: list[Pending] | None = None  # deferred touches, due soonest first
+    consent: int = 0  # bitmask of channels with consent granted
+    opted_out: int = 0  # bitmask of channels opted out of
+    bounced: int = 0  # bitmask of channels with a hard bounce
+    complained: int = 0  # bitmask of channels with a complaint
+    opted_out_all: bool = False
+    do_not_contact: bool = False
+    complaint_until: int = 0  # 90-day cooldown after a complaint
+    negative_until: int = 0  # 90-day cooldown after a negative reply
+    avoid: int = 0  # bitmask of channels the prospect asked us to avoid
+    only: int = AUTO  # channel index the prospect asked to be reached on only, or AUTO
+    prefer: int = AUTO  # channel index the prospect prefers, or AUTO
+    timezone: str | None = None  # from the profile; wins over the phone number's zones
+    phone_zones: tuple[str, ...] | None = None  # every zone the phone number may be in
+    region: str | None = None  # e.g. US-FL, for stricter quiet hours
+    segment: str | None = None
+    clicks: list[str] | None = None  # recent clicked urls, oldest first
+    last_reply: Reply | None = None
+
+
+def id_hash(text: str) -> bytes:
+    """A fixed-size digest of an id: 8 bytes make a collision among 32 ids vanishingly rare."""
+    return hashlib.blake2b(text.encode(), digest_size=_DIGEST).digest()
+
+
+def command_key(command_id: str) -> int:
+    """The integer a touch keeps to match a later `touch_sent`/`touch_failed` to its command."""
+    return int.from_bytes(id_hash(command_id), "big") or 1
+
+
+def seen_before(state: ProspectState, event_id: str, capacity: int) -> bool:
+    """Remember `event_id`; True if it was already among the last `capacity` ids."""
+    digest = id_hash(event_id)
+    ring = state.seen
+    at = ring.find(digest)
+    while at != -1:
+        if at % _DIGEST == 0:
+            return True
+        at = ring.find(digest, at + 1)
+    ring += digest
+    if len(ring) > capacity * _DIGEST:
+        ring = ring[-capacity * _DIGEST :]
+    state.seen = ring
+    return False
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(ProspectState)
+
+
+def encode_state(state: ProspectState) -> bytes:
+    """MessagePack bytes for the checkpoint store."""
+    return _ENCODER.encode(state)
+
+
+def decode_state(data: bytes) -> ProspectState:
+    """Inverse of `encode_state`."""
+    return _DECODER.decode(data)

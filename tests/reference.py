@@ -1,0 +1,236 @@
+"""An independent, deliberately naive reference checker for the contact rules.
+
+It re-derives, from the input events and the engine's outputs alone, whether any command broke a
+cap, the 24-hour rule, quiet hours, consent, suppression, preference or a cooldown, with none of
+the engine's code: plain loops over everything, O(n^2), easy to read.
+
+Ordering assumption (the generator guarantees it): one prospect's events have strictly increasing
+timestamps, duplicates aside. Then a fact counts for a command iff its ts is strictly earlier,
+since a timer due at an event's ts fires before that event is applied.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import timezone as phone_tz
+
+from operators.timeutil import parse_ts
+
+DAY = 86_400_000
+WEEK_CAP = {"email": 3, "sms": 2, "phone": 1, "linkedin": 2, "chat": 2}
+WEEK_TOTAL = 5
+STRICT_REGIONS = {"US-FL", "US-OK", "US-MD"}
+STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+
+
+@dataclass
+class Touch:
+    ts: int
+    channel: str
+    command: str | None  # our command id, or None for an outside touch
+    released_at: int | None = None
+
+
+@dataclass
+class Facts:
+    """Input events of one prospect, deduplicated, with ts in ms."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def before(self, t: int) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["_ms"] < t]
+
+
+def check(
+    events: list[dict[str, Any]], commands: list[dict[str, Any]], decisions: list[dict[str, Any]]
+) -> list[str]:
+    """Every rule violation found, as readable strings (empty means the output is sound)."""
+    problems: list[str] = []
+    facts: dict[str, Facts] = {}
+    seen: set[str] = set()
+    for e in events:
+        if (e["prospect"], e["id"]) in seen:
+            continue  # a redelivery has no effect
+        seen.add((e["prospect"], e["id"]))
+        facts.setdefault(e["prospect"], Facts()).events.append({**e, "_ms": parse_ts(e["ts"])})
+    ids = [c["id"] for c in commands]
+    if len(ids) != len(set(ids)):
+        problems.append("a command id appears twice")
+    sent = {d["command"] for d in decisions if d["verdict"] == "sent"}
+    for c in commands:
+        if c["id"] not in sent:
+            problems.append(f"command {c['id']} has no 'sent' decision")
+    for prospect, f in facts.items():
+        mine = [c for c in commands if c["prospect"] == prospect]
+        problems += _check_prospect(f, mine)
+        problems += _check_deferrals([d for d in decisions if d["prospect"] == prospect])
+    return problems
+
+
+def _check_prospect(f: Facts, commands: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    touches = _touches(f, commands)
+    for i, c in enumerate(commands):
+        t = parse_ts(c["ts"])
+        ch = c["channel"]
+        prior = f.before(t)
+        where = f"{c['prospect']} {ch} {c['reason']} at {c['ts']}"
+        if any(e["type"] == "do_not_contact" for e in prior):
+            problems.append(f"{where}: after do_not_contact")
+        if any(e["type"] == "opt_out" and e["channel"] == "all" for e in prior):
+            problems.append(f"{where}: after opt_out all")
+        if ch == "rep":
+            continue
+        if _opted_out(prior, ch):
+            problems.append(f"{where}: opted out")
+        if any(e["type"] == "bounce" and e["channel"] == ch and e["hard"] for e in prior):
+            problems.append(f"{where}: hard bounce")
+        if any(e["type"] == "complaint" and e["channel"] == ch for e in prior):
+            problems.append(f"{where}: complaint on channel")
+        if ch in ("sms", "phone") and not _consented(prior, ch):
+            problems.append(f"{where}: no consent")
+        if not _preference_allows(prior, ch):
+            problems.append(f"{where}: against the prospect's preference")
+        if ch in ("sms", "phone") and not _inside_quiet_hours(prior, t):
+            problems.append(f"{where}: in quiet hours")
+        if c["reason"].startswith("request:txn"):
+            continue  # transactional: no caps, no cooldowns
+        if any(e["type"] == "complaint" and t - e["_ms"] < 90 * DAY for e in prior):
+            problems.append(f"{where}: inside complaint cooldown")
+        if any(
+            e["type"] == "replied"
+            and e.get("sentiment") == "negative"
+            and not _is_keyword(e)
+            and t - e["_ms"] < 90 * DAY
+            for e in prior
+        ):
+            problems.append(f"{where}: inside negative-reply cooldown")
+        earlier = [
+            x
+            for x in touches
+            if (
+                x.ts < t
+                or (x.command is not None and x.command in _ids(commands[:i]) and x.ts == t)
+            )
+            and (x.released_at is None or x.released_at >= t)
+            and x.command != c["id"]
+        ]
+        week = [x for x in earlier if x.ts > t - 7 * DAY]
+        if len([x for x in week if x.channel == ch]) >= WEEK_CAP[ch]:
+            problems.append(f"{where}: over the {ch} week cap")
+        if len(week) >= WEEK_TOTAL:
+            problems.append(f"{where}: over the total week cap")
+        if not c["reason"].startswith("trigger:") and any(x.ts > t - DAY for x in earlier):
+            problems.append(f"{where}: within 24 h of another touch")
+    return problems
+
+
+def _ids(commands: list[dict[str, Any]]) -> set[str]:
+    return {c["id"] for c in commands}
+
+
+def _touches(f: Facts, commands: list[dict[str, Any]]) -> list[Touch]:
+    """Our reservations plus outside touches, with releases by touch_failed (rule 5)."""
+    ours = {
+        c["id"]: Touch(parse_ts(c["ts"]), c["channel"], c["id"])
+        for c in commands
+        if c["channel"] != "rep"
+    }
+    touches = list(ours.values())
+    for e in f.events:
+        if e["type"] == "touch_sent":
+            named = ours.get(e.get("command") or "")
+            confirms = named is not None and named.ts <= e["_ms"] and named.released_at is None
+            if not confirms:
+                touches.append(Touch(e["_ms"], e["channel"], None))
+        elif e["type"] == "touch_failed":
+            named = ours.get(e["command"])
+            if named is not None and named.ts <= e["_ms"] and named.released_at is None:
+                named.released_at = e["_ms"]
+    return touches
+
+
+def _is_keyword(e: dict[str, Any]) -> bool:
+    text = (e.get("text") or "").strip().upper()
+    return e["channel"] == "sms" and text in STOP | {"START", "UNSTOP", "YES"}
+
+
+def _opted_out(prior: list[dict[str, Any]], ch: str) -> bool:
+    out = False
+    for e in prior:
+        if e["type"] == "opt_out" and e["channel"] == ch:
+            out = True
+        elif ch == "sms" and e["type"] == "replied" and e["channel"] == "sms":
+            text = (e.get("text") or "").strip().upper()
+            if text in STOP:
+                out = True
+            elif text in ("START", "UNSTOP") or (text == "YES" and out):
+                out = False
+    return out
+
+
+def _consented(prior: list[dict[str, Any]], ch: str) -> bool:
+    granted = False
+    for e in prior:
+        if e["type"] == "consent" and e["channel"] == ch:
+            granted = e["granted"]
+    return granted
+
+
+def _preference_allows(prior: list[dict[str, Any]], ch: str) -> bool:
+    avoid: set[str] = set()
+    only: str | None = None
+    for e in prior:
+        if e["type"] != "preference":
+            continue
+        c, stance = e["channel"], e["stance"]
+        if stance == "avoid":
+            avoid.add(c)
+            only = None if only == c else only
+        else:
+            avoid.discard(c)
+            if stance == "only":
+                only = c
+            elif only not in (None, c):
+                only = None
+    return ch not in avoid and only in (None, ch)
+
+
+def _inside_quiet_hours(prior: list[dict[str, Any]], t: int) -> bool:
+    tz = phone = region = None
+    for e in prior:
+        if e["type"] == "profile":
+            tz = e.get("timezone") or tz
+            phone = e.get("phone") or phone
+            region = (e.get("region") or region or "").upper() or None
+    if tz:
+        zones = [tz]
+    elif phone:
+        parsed = phonenumbers.parse(phone, None)
+        zones = [z for z in phone_tz.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+        zones = zones or ["UTC"]
+    else:
+        zones = ["UTC"]
+    end_hour = 20 if region in STRICT_REGIONS else 21
+    for name in zones:
+        local = datetime.fromtimestamp(t / 1000, ZoneInfo(name))
+        if not 8 <= local.hour < end_hour:
+            return False
+    return True
+
+
+def _check_deferrals(decisions: list[dict[str, Any]]) -> list[str]:
+    """A deferred touch is decided again at exactly its `until`, never silently dropped."""
+    problems = []
+    for d in decisions:
+        if d["verdict"] != "deferred":
+            continue
+        later = [x for x in decisions if x["ts"] == d["until"] and x["reason"] == d["reason"]]
+        if not later:
+            problems.append(
+                f"{d['prospect']} {d['reason']} deferred to {d['until']}: never decided"
+            )
+    return problems
