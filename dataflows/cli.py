@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from operators.engine import Engine
-from operators.errors import ConfigError
+from operators.errors import TouchflowError
 from operators.policy import load_policy
 from operators.timeutil import parse_ts
 
@@ -37,6 +37,28 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--until", default=None, metavar="TIMESTAMP", help="fire timers due by then")
     rp.add_argument("--workers", type=int, default=1, help="worker threads (same output)")
 
+    run = sub.add_parser("run", help="run live on Redis streams until SIGINT/SIGTERM")
+    run.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
+    run.add_argument(
+        "--redis", default=None, metavar="URL", help="default: REDIS_URL, else embedded"
+    )
+    run.add_argument("--workers", type=int, default=1, help="worker processes")
+    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT")
+    run.add_argument(
+        "--data-dir", type=Path, default=Path(".touchflow"), help="embedded Redis data directory"
+    )
+
+    pub = sub.add_parser("publish", help="append a JSON Lines file's events to the event streams")
+    pub.add_argument("events", type=Path, metavar="EVENTS.jsonl")
+    pub.add_argument("--redis", default=None, metavar="URL", help="default: REDIS_URL")
+    pub.add_argument("--config", type=Path, default=None, help="for the key prefix and shards")
+
+    worker = sub.add_parser("_worker")  # a process of `run --workers N`; not for people
+    worker.add_argument("addresses")
+    worker.add_argument("proc_id", type=int)
+    worker.add_argument("--config", type=Path, default=None)
+    worker.add_argument("--metrics-port", type=int, default=None)
+
     dp = sub.add_parser("demo", help="simulate a day of traffic, replay it, print a summary")
     dp.add_argument("--prospects", type=int, default=300)
     dp.add_argument("--seed", type=int, default=7)
@@ -50,13 +72,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "publish":
+            from dataflows.live import publish
+
+            count = publish(args.events, load_policy(args.config), args.redis)
+            print(f"published {count} events", file=sys.stderr)
+            return 0
+        if args.command == "_worker":
+            from dataflows.live import worker_main
+
+            policy = load_policy(args.config)
+            return worker_main(policy, args.addresses, args.proc_id, args.metrics_port)
         if args.command == "demo":
             from dataflows.demo import run_demo
 
             return run_demo(
                 prospects=args.prospects, seed=args.seed, config=args.config, out_dir=args.out
             )
-    except ConfigError as exc:
+    except TouchflowError as exc:
         print(f"touchflow: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
@@ -88,6 +123,23 @@ def _replay(args: argparse.Namespace) -> int:
             write_jsonl(result.decisions, _open_out(stack, args.decisions, sys.stdout.buffer))
         write_jsonl(result.dead_letters, _open_out(stack, args.dead_letter, sys.stderr.buffer))
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dataflows.live import LiveSettings, run
+
+    policy = load_policy(args.config)
+    if args.workers < 1:
+        msg = f"--workers must be at least 1, got {args.workers}"
+        raise ValueError(msg)
+    settings = LiveSettings(
+        redis_url=args.redis,
+        workers=args.workers,
+        metrics_port=args.metrics_port,
+        data_dir=args.data_dir,
+        config=args.config,
+    )
+    return run(policy, settings)
 
 
 def _open_out(stack: ExitStack, path: Path | None, default: IO[bytes]) -> IO[bytes]:

@@ -1,7 +1,10 @@
 """The outreach dataflow: decode → key by prospect → rules → outputs, plus a dead-letter branch.
 
-Decoding happens in one batch step before keying (one reused msgspec decoder, no per-item
-lambdas), because Bytewax's per-key activation, not our work, dominates the cost per event.
+Replay and live mode share this shape and the same engine; they differ only in the source, the
+decoder (live inputs carry a stream entry to acknowledge), the per-prospect logic (live loads
+checkpointed state and returns `Effects`) and the sinks. Decoding happens in one batch step
+before keying (one reused msgspec decoder, no per-item lambdas), because Bytewax's per-key
+activation, not our work, dominates the cost per event.
 """
 
 from collections.abc import Callable
@@ -11,17 +14,21 @@ import bytewax.operators as op
 import msgspec
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from connectors.files import RawLine
+from connectors.redis_source import WAKE_ID, Entry
 from operators.engine import Engine
 from operators.events import Event, decode_event, rejection_reason
-from operators.logic import ProspectLogic
+from operators.logic import LiveInput, ProspectLogic
 from operators.records import DeadLetter, dead_letter
 from operators.state import ProspectState
 
-# What the decode step yields: a keyed event, or a dead letter.
+# What the replay decoder yields: a keyed event, or a dead letter.
 Decoded = tuple[str, Event] | DeadLetter
+# What the live decoder yields: a keyed live input, or a dead letter with its entry to ack.
+LiveDecoded = tuple[str, LiveInput] | tuple[DeadLetter, tuple[int, bytes]]
 
 
 def decode_batch(batch: list[RawLine]) -> list[Decoded]:
@@ -38,31 +45,64 @@ def decode_batch(batch: list[RawLine]) -> list[Decoded]:
     return out
 
 
-def _is_event(item: Decoded) -> bool:
+def decode_live_batch(batch: list[Entry]) -> list[LiveDecoded]:
+    """Decode stream entries; timer wake-ups pass through keyed by their prospect."""
+    out: list[LiveDecoded] = []
+    append = out.append
+    for shard, entry_id, raw in batch:
+        if entry_id == WAKE_ID:
+            prospect = raw.decode()
+            append((prospect, (prospect, None)))
+            continue
+        try:
+            event = decode_event(raw)
+        except (msgspec.DecodeError, ValueError) as exc:
+            append((dead_letter(raw, rejection_reason(exc)), (shard, entry_id)))
+            continue
+        append((event.prospect, (event, (shard, entry_id))))
+    return out
+
+
+def _is_keyed(item: Any) -> bool:
+    return type(item) is tuple and type(item[0]) is str
+
+
+def _is_event(item: Any) -> bool:
     return type(item) is tuple
 
 
 def build_flow(
+    source: Source[Any],
+    decode: Callable[[list[Any]], list[Any]],
+    logic: Callable[[None], StatefulBatchLogic[Any, Any, None]],
+    outputs: Sink[Any],
+    dead_letters: Sink[Any],
+    *,
+    flow_id: str = "touchflow",
+) -> Dataflow:
+    """The one dataflow shape replay and live mode share."""
+    flow = Dataflow(flow_id)
+    raw = op.input("events", flow, source)
+    decoded = op.flat_map_batch("decode", raw, decode)
+    split = op.branch("valid", decoded, _is_event if decode is decode_batch else _is_keyed)
+    keyed: Stream[tuple[str, Any]] = split.trues
+    effects = op.stateful_batch("prospects", keyed, logic)
+    op.output("outputs", effects, outputs)
+    op.output("dead_letters", split.falses, dead_letters)
+    return flow
+
+
+def replay_flow(
     source: Source[RawLine],
     outputs: Sink[Any],
     dead_letters: Sink[DeadLetter],
     engine: Engine,
     *,
     until: int | None = None,
-    live: bool = False,
-    flow_id: str = "touchflow",
 ) -> Dataflow:
-    """The one dataflow replay and live mode share; only sources and sinks differ."""
-    flow = Dataflow(flow_id)
-    raw = op.input("events", flow, source)
-    decoded = op.flat_map_batch("decode", raw, decode_batch)
-    split = op.branch("valid", decoded, _is_event)
-    keyed: Stream[tuple[str, Event]] = split.trues  # type: ignore[assignment]
-    builder: Callable[[None], ProspectLogic] = lambda _resume: ProspectLogic(  # noqa: E731
-        engine, ProspectState(), until=until, live=live
-    )
-    effects = op.stateful_batch("prospects", keyed, builder)
-    op.output("outputs", effects, outputs)
-    rejected: Stream[DeadLetter] = split.falses  # type: ignore[assignment]
-    op.output("dead_letters", rejected, dead_letters)
-    return flow
+    """The replay dataflow: lazy timers in event time, `until` fires the rest at the end."""
+
+    def logic(_resume: None) -> ProspectLogic:
+        return ProspectLogic(engine, ProspectState(), until=until, live=False)
+
+    return build_flow(source, decode_batch, logic, outputs, dead_letters)

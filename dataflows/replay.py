@@ -13,7 +13,7 @@ from typing import IO, Any
 from bytewax.testing import cluster_main, run_main
 
 from connectors.files import CollectSink, JsonLinesSource
-from dataflows.outreach import build_flow
+from dataflows.outreach import replay_flow
 from operators.engine import Engine
 from operators.records import ENCODER, Command, DeadLetter, Decision
 
@@ -44,7 +44,7 @@ def replay(
         pass  # fail here, with the OS's reason, before starting any worker
     outputs = CollectSink()
     dead = CollectSink()
-    flow = build_flow(JsonLinesSource(path, batch_size), outputs, dead, engine, until=until)
+    flow = replay_flow(JsonLinesSource(path, batch_size), outputs, dead, engine, until=until)
     if workers == 1:
         run_main(flow)  # type: ignore[no-untyped-call]
     else:

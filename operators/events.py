@@ -7,7 +7,7 @@ which becomes the dead-letter reason. Unknown extra fields are ignored, as the c
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -221,6 +221,14 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "meeting_booked",
     "deal_closed",
 )
+
+_TAGS: Final[dict[type, str]] = {cls: str(cls.__struct_config__.tag) for cls in get_args(Event)}
+
+
+def event_type(event: Event) -> str:
+    """The contract `type` of a decoded event (for metrics and summaries)."""
+    return _TAGS[type(event)]
+
 
 _DECODER: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
 

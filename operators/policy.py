@@ -135,6 +135,18 @@ class Limits(_Config, frozen=True):
     reply_text_chars: Count = 280
 
 
+class Streams(_Config, frozen=True):
+    """Live mode on Redis (CONTRACT.md section 6): key prefix, shard count, durability knobs."""
+
+    prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+$")] = "touchflow"
+    shards: Annotated[int, Meta(ge=1, le=1024)] = 4
+    checkpoint_interval_ms: PositiveInt = 1000
+    state_ttl_days: PositiveInt = 200
+    command_marker_ttl_hours: PositiveInt = 192
+    max_deliveries: PositiveInt = 5
+    claim_idle_ms: PositiveInt = 30_000
+
+
 class Policy(_Config, frozen=True):
     caps: list[CapWindow]
     gap: Gap = Gap()
@@ -145,6 +157,7 @@ class Policy(_Config, frozen=True):
     triggers: Triggers = Triggers()
     requests: Requests = Requests()
     limits: Limits = Limits()
+    streams: Streams = Streams()
 
     def __post_init__(self) -> None:
         names = [w.name for w in self.caps]

@@ -133,23 +133,28 @@ def _ids(commands: list[dict[str, Any]]) -> set[str]:
 
 
 def _touches(f: Facts, commands: list[dict[str, Any]]) -> list[Touch]:
-    """Our reservations plus outside touches, with releases by touch_failed (rule 5)."""
-    ours = {
+    """Our reservations plus outside touches, with releases by touch_failed (rule 5).
+
+    One command id is at most one touch: a `touch_sent` naming a command already counted (ours,
+    or named by an earlier `touch_sent`) and not released confirms it.
+    """
+    held = {
         c["id"]: Touch(parse_ts(c["ts"]), c["channel"], c["id"])
         for c in commands
         if c["channel"] != "rep"
     }
-    touches = list(ours.values())
+    touches = list(held.values())
     for e in f.events:
-        if e["type"] == "touch_sent":
-            named = ours.get(e.get("command") or "")
-            confirms = named is not None and named.ts <= e["_ms"] and named.released_at is None
-            if not confirms:
-                touches.append(Touch(e["_ms"], e["channel"], None))
-        elif e["type"] == "touch_failed":
-            named = ours.get(e["command"])
-            if named is not None and named.ts <= e["_ms"] and named.released_at is None:
-                named.released_at = e["_ms"]
+        named = held.get(e.get("command") or "")
+        live = named is not None and named.ts <= e["_ms"] and named.released_at is None
+        if e["type"] == "touch_sent" and not live:
+            touch = Touch(e["_ms"], e["channel"], None)
+            touches.append(touch)
+            if e.get("command"):
+                held[e["command"]] = touch
+        elif e["type"] == "touch_failed" and live:
+            assert named is not None
+            named.released_at = e["_ms"]
     return touches
 
 

@@ -162,3 +162,12 @@ def test_every_deferred_request_is_decided_again_at_its_until(channel: str) -> N
     assert decisions
     assert decisions[0].ts == held.until
     assert decisions[0].reason == held.reason
+
+
+def test_one_command_id_is_at_most_one_touch_even_if_we_never_issued_it() -> None:
+    p = Prospect()
+    p.ready()
+    p.send("touch_sent", T0, channel="email", command="other-tool-42")
+    p.send("touch_sent", T0 + H, channel="email", command="other-tool-42")  # reported again
+    assert len(p.state.touches or []) == 1
+    assert request(p, T0 + 24 * H, "email").verdict == "sent"

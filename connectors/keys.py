@@ -1,0 +1,51 @@
+"""Redis key names (CONTRACT.md section 6) and the shard formula producers must use."""
+
+import zlib
+from typing import Annotated, Final
+
+from msgspec import Meta, Struct
+
+OUT_CHANNELS: Final = ("email", "sms", "phone", "chat", "linkedin", "rep")
+
+
+def shard_of(prospect: str, shards: int) -> int:
+    """`zlib.crc32(prospect.encode()) % shards`: stable across processes, unlike `hash()`."""
+    return zlib.crc32(prospect.encode()) % shards
+
+
+class Keys(Struct, frozen=True):
+    """Every key touchflow reads or writes, under one prefix."""
+
+    prefix: Annotated[str, Meta(min_length=1)] = "touchflow"
+    shards: Annotated[int, Meta(ge=1, le=1024)] = 4
+
+    def events(self, shard: int) -> str:
+        return f"{self.prefix}:events:{shard}"
+
+    def commands(self, channel: str) -> str:
+        return f"{self.prefix}:commands:{channel}"
+
+    @property
+    def decisions(self) -> str:
+        return f"{self.prefix}:decisions"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}:dead"
+
+    def state(self, prospect: str) -> str:
+        return f"{self.prefix}:state:{prospect}"
+
+    def sent_marker(self, command_id: str) -> str:
+        return f"{self.prefix}:sent:{command_id}"
+
+    def timers(self, shard: int) -> str:
+        return f"{self.prefix}:timers:{shard}"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}-engine"
+
+    def consumer(self, shard: int) -> str:
+        """Consumer names belong to the shard, so a shard's next owner finds its pending entries."""
+        return f"shard-{shard}"

@@ -1,0 +1,143 @@
+"""Prometheus metrics and a health endpoint for live mode. No prospect id in any label.
+
+Label values are bounded: reasons keep their trigger or sequence name but campaign requests are
+folded to `request` (campaign names are unbounded), rules are the policy's rule names.
+"""
+
+import threading
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from operators.records import Command
+
+_LATENCY_BUCKETS: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+def reason_label(reason: str) -> str:
+    """A bounded label for a reason: `request:<campaign>` becomes `request`."""
+    return "request" if reason.startswith("request:") else reason
+
+
+class Metrics:
+    """All live-mode metrics on one registry (a fresh one per instance, so tests stay apart)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("touchflow_events", "Events applied, by type", ["type"], registry=r)
+        self.commands = Counter(
+            "touchflow_commands",
+            "Commands emitted, by channel and reason",
+            ["channel", "reason"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "touchflow_decisions",
+            "Decision records, by verdict and rule",
+            ["verdict", "rule"],
+            registry=r,
+        )
+        self.dead = Counter("touchflow_dead_letters", "Inputs rejected to dead letters", registry=r)
+        self.latency = Histogram(
+            "touchflow_trigger_to_command_seconds",
+            "From an input entering its stream to its commands being written",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.checkpoint_seconds = Histogram(
+            "touchflow_checkpoint_seconds",
+            "Duration of one checkpoint transaction",
+            registry=r,
+        )
+        self.checkpoint_states = Histogram(
+            "touchflow_checkpoint_states",
+            "Prospect states written per checkpoint",
+            buckets=(1, 10, 100, 1_000, 10_000, 100_000),
+            registry=r,
+        )
+        self.checkpoint_bytes = Counter(
+            "touchflow_checkpoint_bytes",
+            "Bytes of prospect state written",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "touchflow_consumer_lag",
+            "Entries not yet delivered or acknowledged, per shard",
+            ["shard"],
+            registry=r,
+        )
+        self.in_memory = Gauge(
+            "touchflow_prospects_in_memory",
+            "Prospect states held by this process",
+            registry=r,
+        )
+        self.last_checkpoint = Gauge(
+            "touchflow_last_checkpoint_timestamp_seconds",
+            "Unix time of the last checkpoint",
+            registry=r,
+        )
+
+    def outputs_written(self, items: Iterable[tuple[str, Any]], now_ms: int | None = None) -> None:
+        import time
+
+        now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        for _prospect, fx in items:
+            sent = False
+            for _ts, _seq, record in fx.outputs:
+                if type(record) is Command:
+                    self.commands.labels(record.channel, reason_label(record.reason)).inc()
+                    sent = True
+                else:
+                    self.decisions.labels(record.verdict, record.rule or "").inc()
+            if sent and fx.first_seen_ms is not None:
+                self.latency.observe(max(0, now - fx.first_seen_ms) / 1000)
+
+    def checkpointed(self, states: int, size: int, seconds: float) -> None:
+        import time
+
+        self.checkpoint_seconds.observe(seconds)
+        self.checkpoint_states.observe(states)
+        self.checkpoint_bytes.inc(size)
+        self.last_checkpoint.set(time.time())
+
+    def dead_letters(self, count: int) -> None:
+        self.dead.inc(count)
+
+
+def serve(metrics: Metrics, port: int, healthy: Callable[[], bool]) -> ThreadingHTTPServer:
+    """Serve `/metrics` (Prometheus text) and `/healthz` (200 or 503) on a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body = generate_latest(metrics.registry)
+                self._reply(200, CONTENT_TYPE_LATEST, body)
+            elif self.path.startswith("/healthz"):
+                ok = healthy()
+                self._reply(200 if ok else 503, "text/plain", b"ok\n" if ok else b"unhealthy\n")
+            else:
+                self._reply(404, "text/plain", b"not found\n")
+
+        def _reply(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # no access log flood
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
+    return server

@@ -1,0 +1,77 @@
+"""Redis connections for live mode: one place for URLs, retries and secret-free error messages.
+
+redis-py's default retry (backoff on connection errors) is what we want for a running flow: a
+restarting Redis is waited for, not fatal. At start, though, a wrong URL, password or missing TLS
+must fail fast with one line, so `connect` pings once with retries off.
+"""
+
+import urllib.parse
+from typing import Final
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
+from redis.retry import Retry
+
+from operators.errors import TouchflowError
+
+_RETRY_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
+
+
+class RedisUnavailableError(TouchflowError):
+    """Redis cannot be reached or refuses us at start; the message never contains a secret."""
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced, safe for logs and error messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+
+
+def client(url: str, *, retries: int = 10) -> redis.Redis:
+    """A client that rides out a Redis restart: exponential backoff, capped at 2 s a try."""
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=_RETRY_ERRORS)
+    return redis.Redis.from_url(
+        url,
+        retry=retry,
+        retry_on_error=[ConnectionError, TimeoutError],
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+    )
+
+
+def connect(url: str) -> redis.Redis:
+    """A checked client: one PING without retries, so bad settings fail at once, clearly."""
+    safe = redacted(url)
+    try:
+        probe = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    except ValueError as exc:
+        msg = f"invalid Redis URL {safe}: {exc}"
+        raise RedisUnavailableError(msg) from None
+    try:
+        probe.ping()
+    except AuthenticationError:
+        msg = f"Redis at {safe} refused the credentials (wrong user or password)"
+        raise RedisUnavailableError(msg) from None
+    except ResponseError as exc:
+        text = str(exc)
+        hint = "it needs a password" if "NOAUTH" in text or "auth" in text.lower() else text
+        msg = f"Redis at {safe} refused us: {hint}"
+        raise RedisUnavailableError(msg) from None
+    except ConnectionError as exc:
+        text = str(exc).replace(url, safe)
+        tls = " (does it need TLS? use rediss://)" if "closed by server" in text.lower() else ""
+        msg = f"cannot reach Redis at {safe}: {text}{tls}"
+        raise RedisUnavailableError(msg) from None
+    except RedisError as exc:
+        msg = f"Redis at {safe} failed: {type(exc).__name__}"
+        raise RedisUnavailableError(msg) from None
+    finally:
+        probe.close()
+    return client(url)

@@ -1,0 +1,223 @@
+"""Event source for live mode: one Bytewax partition per shard stream, read by a consumer group.
+
+Each shard has exactly one consumer, named after the shard, so per-prospect order holds and, after
+a restart or a rescale, the shard's new owner finds the shard's pending entries: it reads those
+first (their effects may not have been checkpointed), then new ones. Entries pending with other
+consumers (e.g. a crashed process of another naming) are claimed once idle (XAUTOCLAIM). An entry
+delivered too many times without being acknowledged is a poison pill: it goes to the dead-letter
+stream with the reason, so it cannot crash the flow forever. The source also wakes prospects whose
+deferred touches are due (a sorted set per shard), since after a restart nothing else would load
+them. Position lives in Redis, so `snapshot()` returns nothing.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import redis
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from connectors.keys import Keys
+
+log = logging.getLogger(__name__)
+
+# A source item: (shard, stream entry id, raw event bytes). A wake-up has id b"" and the
+# prospect's id as bytes instead of an event.
+Entry = tuple[int, bytes, bytes]
+WAKE_ID: Final = b""
+
+_IDLE_POLL: Final = timedelta(milliseconds=2)
+_MAX_BACKOFF_S: Final = 2.0
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """How the source reads; all intervals in milliseconds."""
+
+    batch_size: int = 512
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+    claim_every_ms: int = 10_000
+    timers_every_ms: int = 1_000
+
+
+class _ShardPartition(StatefulSourcePartition[Entry, None]):
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        shard: int,
+        settings: SourceSettings,
+        stopping: Callable[[], bool],
+    ) -> None:
+        # redis-py types replies as unions over every protocol/decoding mode; this client always
+        # returns RESP2 bytes, so its replies are handled as plain data.
+        self._r: Any = client
+        self._keys = keys
+        self._shard = shard
+        self._stream = keys.events(shard)
+        self._consumer = keys.consumer(shard)
+        self._settings = settings
+        self._stopping = stopping
+        self._backlog_cursor: bytes | None = b"0"  # own pending entries first
+        self._next_claim = 0.0
+        self._next_timers = 0.0
+        self._awake: datetime | None = None
+        self._backoff = 0.0
+        ensure_group(client, self._stream, keys.group)
+
+    def next_batch(self) -> list[Entry]:
+        if self._stopping():
+            raise StopIteration
+        try:
+            batch = self._read()
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            self._backoff = min(_MAX_BACKOFF_S, max(0.05, self._backoff * 2))
+            log.warning("shard %d: Redis unavailable (%s); retrying", self._shard, exc)
+            self._awake = datetime.now().astimezone() + timedelta(seconds=self._backoff)
+            return []
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            ensure_group(self._r, self._stream, self._keys.group)  # Redis lost its data
+            self._backlog_cursor = b"0"
+            return []
+        self._backoff = 0.0
+        self._awake = None if batch else datetime.now().astimezone() + _IDLE_POLL
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._r.close()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read(self) -> list[Entry]:
+        now = time.monotonic()
+        out: list[Entry] = []
+        if now >= self._next_timers:
+            self._next_timers = now + self._settings.timers_every_ms / 1000
+            out += self._due_wakeups()
+        if self._backlog_cursor is not None:
+            return out + self._read_backlog()
+        if now >= self._next_claim:
+            self._next_claim = now + self._settings.claim_every_ms / 1000
+            out += self._claim_idle()
+        resp = self._r.xreadgroup(
+            self._keys.group,
+            self._consumer,
+            {self._stream: ">"},
+            count=self._settings.batch_size,
+        )
+        return out + self._entries(resp)
+
+    def _read_backlog(self) -> list[Entry]:
+        """Entries delivered to this shard's consumer before but never acknowledged."""
+        assert self._backlog_cursor is not None
+        resp = self._r.xreadgroup(
+            self._keys.group,
+            self._consumer,
+            {self._stream: self._backlog_cursor},
+            count=self._settings.batch_size,
+        )
+        raw = resp[0][1] if resp else []
+        if not raw:
+            self._backlog_cursor = None
+            return []
+        self._backlog_cursor = raw[-1][0]
+        return self._without_poison(raw)
+
+    def _claim_idle(self) -> list[Entry]:
+        """Entries stuck with consumers that are gone (idle longer than `claim_idle_ms`)."""
+        resp = self._r.xautoclaim(
+            self._stream,
+            self._keys.group,
+            self._consumer,
+            min_idle_time=self._settings.claim_idle_ms,
+            start_id="0-0",
+            count=self._settings.batch_size,
+        )
+        claimed = [e for e in resp[1] if e is not None and e[1]]
+        return self._without_poison(claimed) if claimed else []
+
+    def _without_poison(self, raw: list[Any]) -> list[Entry]:
+        """Drop (to the dead-letter stream) entries delivered more than `max_deliveries` times."""
+        first, last = raw[0][0], raw[-1][0]
+        pending = self._r.xpending_range(
+            self._stream, self._keys.group, min=first, max=last, count=len(raw) * 2
+        )
+        tries = {p["message_id"]: p["times_delivered"] for p in pending}
+        limit = self._settings.max_deliveries
+        keep = []
+        for entry_id, fields in raw:
+            delivered = tries.get(entry_id, 1)
+            if delivered > limit:
+                reason = f"delivered {int(delivered)} times without being processed; poison entry"
+                self._dead(entry_id, fields.get(b"event", b""), reason)
+            else:
+                keep.append((entry_id, fields))
+        return self._entries([[self._stream, keep]])
+
+    def _dead(self, entry_id: bytes, raw: bytes, reason: str) -> None:
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self._keys.dead, {"event": raw, "reason": reason, "entry": entry_id})
+            pipe.xack(self._stream, self._keys.group, entry_id)
+            pipe.execute()
+        log.warning("shard %d: entry %s moved to dead letters: %s", self._shard, entry_id, reason)
+
+    def _entries(self, resp: Any) -> list[Entry]:
+        out: list[Entry] = []
+        shard = self._shard
+        for _stream, entries in resp or ():
+            for entry_id, fields in entries:
+                if fields is None:
+                    continue  # deleted from the stream while pending
+                out.append((shard, entry_id, fields.get(b"event", b"")))
+        return out
+
+    def _due_wakeups(self) -> list[Entry]:
+        now_ms = int(time.time() * 1000)
+        due = self._r.zrangebyscore(self._keys.timers(self._shard), "-inf", now_ms, 0, 10_000)
+        return [(self._shard, WAKE_ID, prospect) for prospect in due]
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    """Create the consumer group (and the stream) if missing; reading starts at the beginning."""
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class RedisEventSource(FixedPartitionedSource[Entry, None]):
+    """All shard streams `prefix:events:{n}`, one partition each."""
+
+    def __init__(
+        self,
+        make_client: Callable[[], redis.Redis],
+        keys: Keys,
+        settings: SourceSettings | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._make_client = make_client
+        self._keys = keys
+        self._settings = settings or SourceSettings()
+        self._stopping = stopping
+
+    def list_parts(self) -> list[str]:
+        return [str(n) for n in range(self._keys.shards)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ShardPartition:
+        return _ShardPartition(
+            self._make_client(), self._keys, int(for_part), self._settings, self._stopping
+        )

@@ -1,0 +1,260 @@
+"""`touchflow run` and `touchflow publish`: the dataflow live on Redis streams.
+
+`run` builds the same flow as replay with Redis connectors; with `--workers N` it starts N worker
+processes (Python threads would share the GIL) that form one Bytewax cluster and split the shards.
+SIGINT/SIGTERM make the sources end, so the flow finishes and every sink writes a final
+checkpoint before the process exits.
+"""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+import orjson
+import redis
+from bytewax.testing import cluster_main, run_main
+
+from connectors.checkpoint import StateStore
+from connectors.keys import Keys, shard_of
+from connectors.metrics import Metrics, serve
+from connectors.redis_client import client, connect, redacted
+from connectors.redis_server import EmbeddedRedis
+from connectors.redis_sink import CommitSink, DeadLetterSink
+from connectors.redis_source import Entry, RedisEventSource, SourceSettings
+from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
+from operators.engine import Engine
+from operators.events import Event, event_type
+from operators.logic import LiveProspectLogic
+from operators.policy import Policy
+
+log = logging.getLogger("touchflow")
+
+_STOP = threading.Event()
+
+
+def stopping() -> bool:
+    return _STOP.is_set()
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    log.info("signal %d: stopping after a final checkpoint", signum)
+    _STOP.set()
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    redis_url: str | None
+    workers: int = 1
+    metrics_port: int | None = None
+    data_dir: Path = Path(".touchflow")
+    config: Path | None = None
+
+
+def keys_for(policy: Policy) -> Keys:
+    return Keys(prefix=policy.streams.prefix, shards=policy.streams.shards)
+
+
+def live_flow(policy: Policy, url: str, metrics: Metrics) -> object:
+    """The live dataflow for one process; every Redis client comes from `url`."""
+    keys = keys_for(policy)
+    streams = policy.streams
+    engine = Engine(policy)
+
+    def make() -> redis.Redis:
+        return client(url)
+
+    store = StateStore(make(), keys, metrics, stopping)
+
+    def logic(_resume: None) -> LiveProspectLogic:
+        return LiveProspectLogic(engine, store.load)
+
+    settings = SourceSettings(
+        max_deliveries=streams.max_deliveries, claim_idle_ms=streams.claim_idle_ms
+    )
+    count = metrics.events
+
+    def decode(batch: list[Entry]) -> list[LiveDecoded]:
+        decoded = decode_live_batch(batch)
+        for key, value in decoded:
+            if type(key) is str and not isinstance(value[0], str):  # not a dead letter or wake-up
+                count.labels(event_type(cast(Event, value[0]))).inc()
+        return decoded
+
+    return build_flow(
+        RedisEventSource(make, keys, settings, stopping),
+        decode,
+        logic,
+        CommitSink(
+            make,
+            keys,
+            metrics,
+            interval_s=streams.checkpoint_interval_ms / 1000,
+            state_ttl_s=streams.state_ttl_days * 86_400,
+            marker_ttl_s=streams.command_marker_ttl_hours * 3_600,
+            stopping=stopping,
+        ),
+        DeadLetterSink(make, keys, metrics, stopping),
+    )
+
+
+def watch_lag(r: redis.Redis, keys: Keys, metrics: Metrics, every_s: float = 5.0) -> None:
+    """Per shard: entries not yet acknowledged (Redis 7's undelivered `lag` plus pending)."""
+    while not _STOP.wait(every_s):
+        for shard in range(keys.shards):
+            try:
+                groups: Any = r.xinfo_groups(keys.events(shard))
+            except redis.RedisError:
+                continue
+            for group in groups:
+                if group["name"].decode() == keys.group:
+                    lag = (group.get("lag") or 0) + group["pending"]
+                    metrics.lag.labels(str(shard)).set(lag)
+
+
+def run(policy: Policy, settings: LiveSettings) -> int:
+    """Run until SIGINT/SIGTERM; start an embedded Redis when no URL is given."""
+    signal.signal(signal.SIGTERM, _on_signal)  # from the very start: a stop is never abrupt
+    signal.signal(signal.SIGINT, _on_signal)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    url = settings.redis_url or os.environ.get("REDIS_URL")
+    embedded: EmbeddedRedis | None = None
+    if url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        embedded = EmbeddedRedis(data_dir=(settings.data_dir / "redis").resolve(), appendonly=True)
+        embedded.start()
+        url = embedded.url
+        log.info("started embedded Redis at %s (data in %s)", url, settings.data_dir / "redis")
+    try:
+        connect(url).close()  # fail fast, in one line, on a bad URL, password or TLS
+        log.info("touchflow live on %s, %d worker process(es)", redacted(url), settings.workers)
+        if settings.workers == 1:
+            return run_worker(policy, url, settings.metrics_port, addresses=None, proc_id=0)
+        return _supervise(url, settings)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def run_worker(
+    policy: Policy, url: str, metrics_port: int | None, addresses: list[str] | None, proc_id: int
+) -> int:
+    """One worker process: serve metrics, run the flow, exit 0 after a clean stop."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    metrics = Metrics()
+    server = None
+    if metrics_port is not None:
+        probe = client(url, retries=0)
+
+        def healthy() -> bool:
+            """Running, not stopping, and Redis answers."""
+            try:
+                return not stopping() and bool(probe.ping())
+            except redis.RedisError:
+                return False
+
+        server = serve(metrics, metrics_port + proc_id, healthy)
+    flow = live_flow(policy, url, metrics)
+    if proc_id == 0:
+        threading.Thread(
+            target=watch_lag, args=(client(url), keys_for(policy), metrics), daemon=True
+        ).start()
+    try:
+        if addresses is None:
+            run_main(flow)  # type: ignore[no-untyped-call]
+        else:
+            cluster_main(flow, addresses, proc_id)  # type: ignore[no-untyped-call]
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+def _supervise(url: str, settings: LiveSettings) -> int:
+    """Start N worker processes forming one cluster; forward stop signals; wait for all.
+
+    The Redis URL goes to the workers in the environment, never on a command line (`ps` shows
+    those, and the URL may hold a password).
+    """
+    addresses = ",".join(f"127.0.0.1:{port}" for port in _free_ports(settings.workers))
+    env = {**os.environ, "TOUCHFLOW_REDIS_URL": url}
+    children = []
+    for proc_id in range(settings.workers):
+        cmd = [sys.executable, "-m", "dataflows.cli", "_worker", addresses, str(proc_id)]
+        if settings.config is not None:
+            cmd += ["--config", str(settings.config)]
+        if settings.metrics_port is not None:
+            cmd += ["--metrics-port", str(settings.metrics_port)]
+        children.append(subprocess.Popen(cmd, env=env))
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on loopback, for the cluster's worker addresses."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def publish(path: Path, policy: Policy, url: str | None) -> int:
+    """Append each line of a JSON Lines file to its prospect's shard stream; returns the count.
+
+    A line whose prospect cannot be read still goes out (to shard 0), where the flow rejects it
+    to the dead-letter stream: publishing never loses a line.
+    """
+    keys = keys_for(policy)
+    target = url or os.environ.get("REDIS_URL")
+    if target is None:
+        msg = "publish needs --redis URL or REDIS_URL (the Redis that `touchflow run` uses)"
+        raise ValueError(msg)
+    r = connect(target)
+    count = 0
+    try:
+        with path.open("rb") as f:
+            pipe = r.pipeline(transaction=False)
+            for raw in f:
+                line = raw.strip()
+                if not line:
+                    continue
+                pipe.xadd(keys.events(_shard_for(line, keys.shards)), {"event": line})
+                count += 1
+                if count % 1000 == 0:
+                    pipe.execute()
+            pipe.execute()
+    finally:
+        r.close()
+    return count
+
+
+def _shard_for(line: bytes, shards: int) -> int:
+    try:
+        prospect = orjson.loads(line).get("prospect")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return shard_of(prospect, shards) if isinstance(prospect, str) else 0
+
+
+def worker_main(policy: Policy, addresses: str, proc_id: int, metrics_port: int | None) -> int:
+    """Entry of a supervised worker process (the hidden `_worker` subcommand)."""
+    url = os.environ["TOUCHFLOW_REDIS_URL"]
+    return run_worker(policy, url, metrics_port, addresses.split(","), proc_id)
