@@ -9,12 +9,12 @@ drop duplicates. Every candidate touch leaves exactly one decision record per co
 import bisect
 import hashlib
 from collections.abc import Callable
+from sys import intern
 from typing import Any, Final
 
 from operators import events as ev
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy
-from operators.quiet_hours import phone_zones
 from operators.records import (
     ACTION_FOR_CHANNEL,
     Command,
@@ -126,14 +126,15 @@ class Engine:
     # -- facts about the prospect ---------------------------------------------------------------
 
     def _profile(self, s: ProspectState, e: ev.Profile, ts: int, now: int, out: list[Out]) -> None:
+        # Interned: the same few zones, regions and segments recur across millions of prospects.
         if e.timezone is not None:
-            s.timezone = e.timezone
+            s.timezone = intern(e.timezone)
         if e.phone is not None:
-            s.phone_zones = phone_zones(e.phone) or None
+            s.phone = e.phone
         if e.region is not None:
-            s.region = e.region.upper()
+            s.region = intern(e.region.upper())
         if e.segment is not None:
-            s.segment = e.segment
+            s.segment = intern(e.segment)
 
     def _consent(self, s: ProspectState, e: ev.Consent, ts: int, now: int, out: list[Out]) -> None:
         bit = 1 << CHANNEL_INDEX[e.channel]
@@ -237,7 +238,9 @@ class Engine:
     ) -> None:
         ch = AUTO if e.channel == "auto" else CHANNEL_INDEX[e.channel]
         flags = FLAG_DEFERRABLE | (FLAG_TRANSACTIONAL if e.transactional else 0)
-        self._decide(s, ch, f"request:{e.campaign}", e.topic, e.id, flags, now, now, out)
+        reason = intern(f"request:{e.campaign}")
+        topic = intern(e.topic) if e.topic is not None else None
+        self._decide(s, ch, reason, topic, e.id, flags, now, now, out)
 
     def _replied(self, s: ProspectState, e: ev.Replied, ts: int, now: int, out: list[Out]) -> None:
         ch = CHANNEL_INDEX[e.channel]
@@ -306,9 +309,15 @@ class Engine:
         out: list[Out],
     ) -> None:
         """`auto`: the first allowed channel in preference order, the next allowed as backup."""
-        order = self._channel_order(s)
-        verdicts = [(ch, *self.rules.verdict(s, ch, now, flags)) for ch in order]
-        allowed = [ch for ch, rule, _ in verdicts if rule is None]
+        verdicts: list[tuple[int, str | None, int | None]] = []
+        allowed: list[int] = []
+        for ch in self._channel_order(s):  # stop at a channel and its backup
+            rule, retry = self.rules.verdict(s, ch, now, flags)
+            verdicts.append((ch, rule, retry))
+            if rule is None:
+                allowed.append(ch)
+                if len(allowed) == 2:
+                    break
         if allowed:
             backup = CHANNELS[allowed[1]] if len(allowed) > 1 else None
             self._send(s, allowed[0], reason, topic, backup, cause, now, out)

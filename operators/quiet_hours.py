@@ -45,6 +45,8 @@ def next_allowed(t_ms: int, zone_names: tuple[str, ...], start_s: int, end_s: in
     Returns `t_ms` itself when it is already allowed. None means no common window exists within
     the search limit (zones too far apart for the window), so the touch cannot go at all.
     """
+    if all(start_s <= _local_seconds(t_ms, name) < end_s for name in zone_names):
+        return t_ms  # the common case, without building datetimes
     candidate = t_ms
     limit = t_ms + _SEARCH_LIMIT_MS
     while candidate <= limit:
@@ -63,6 +65,34 @@ def next_allowed(t_ms: int, zone_names: tuple[str, ...], start_s: int, end_s: in
         if not moved:
             return candidate
     return None
+
+
+_SLOT_MS: Final = 15 * 60 * SECOND_MS
+_offsets: dict[tuple[str, int], int] = {}
+
+
+def _local_seconds(t_ms: int, name: str) -> int:
+    """Seconds since local midnight in zone `name` at `t_ms`.
+
+    The zone's UTC offset is cached per 15-minute UTC slot, and only for slots with one offset
+    at both ends (zone transitions fall on such boundaries today; any slot that straddles one is
+    computed exactly every time).
+    """
+    slot = t_ms // _SLOT_MS
+    offset = _offsets.get((name, slot))
+    if offset is None:
+        first = _offset_s(slot * _SLOT_MS, name)
+        if first != _offset_s((slot + 1) * _SLOT_MS - 1, name):
+            return (t_ms // SECOND_MS + _offset_s(t_ms, name)) % 86_400
+        if len(_offsets) > 100_000:
+            _offsets.clear()
+        offset = _offsets[(name, slot)] = first
+    return (t_ms // SECOND_MS + offset) % 86_400
+
+
+def _offset_s(t_ms: int, name: str) -> int:
+    offset = datetime.fromtimestamp(t_ms / SECOND_MS, zone(name)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 @lru_cache(maxsize=64)

@@ -9,7 +9,7 @@ from typing import Final, NamedTuple
 
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy
-from operators.quiet_hours import next_allowed, seconds_of_day
+from operators.quiet_hours import next_allowed, phone_zones, seconds_of_day
 from operators.state import AUTO, FLAG_EXEMPT, FLAG_TRANSACTIONAL, ProspectState
 from operators.timeutil import DAY_MS, HOUR_MS
 
@@ -132,24 +132,30 @@ class Rules:
             if exempt and w.exempt_own_action:
                 continue
             since = now - w.ms
+            on_channel = total = 0
+            for t in touches:
+                if t[0] > since:
+                    total += 1
+                    if t[1] == ch:
+                        on_channel += 1
             limit = w.per_channel[ch]
-            if limit is not None:
+            if limit is not None and on_channel >= limit:
                 times = [t[0] for t in touches if t[0] > since and t[1] == ch]
-                if len(times) >= limit:
-                    retry = times[len(times) - limit] + w.ms if limit else None
-                    return w.channel_rules[ch], retry
-            if w.total is not None:
+                retry = times[on_channel - limit] + w.ms if limit else None
+                return w.channel_rules[ch], retry
+            if w.total is not None and total >= w.total:
                 times = [t[0] for t in touches if t[0] > since]
-                if len(times) >= w.total:
-                    retry = times[len(times) - w.total] + w.ms if w.total else None
-                    return w.total_rule, retry
+                retry = times[total - w.total] + w.ms if w.total else None
+                return w.total_rule, retry
         return None
 
     def zones(self, state: ProspectState) -> tuple[str, ...]:
         """The prospect's possible zones: profile zone, else the phone's zones, else fallback."""
         if state.timezone:
             return (state.timezone,)
-        return state.phone_zones or self.fallback_zones
+        if state.phone:
+            return phone_zones(state.phone) or self.fallback_zones
+        return self.fallback_zones
 
     def _quiet_opening(self, state: ProspectState, now: int) -> int | None:
         start_s, end_s = self.quiet_regions.get(state.region or "", self.quiet_default)

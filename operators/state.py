@@ -49,7 +49,9 @@ class ProspectState(Struct, array_like=True, gc=False):
     only: int = AUTO  # channel index the prospect asked to be reached on only, or AUTO
     prefer: int = AUTO  # channel index the prospect prefers, or AUTO
     timezone: str | None = None  # from the profile; wins over the phone number's zones
-    phone_zones: tuple[str, ...] | None = None  # every zone the phone number may be in
+    phone: str | None = (
+        None  # E.164; its zones are resolved only when a quiet-hour check needs them
+    )
     region: str | None = None  # e.g. US-FL, for stricter quiet hours
     segment: str | None = None
     clicks: list[str] | None = None  # recent clicked urls, oldest first

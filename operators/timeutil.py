@@ -5,6 +5,7 @@ edges exact (a touch exactly 7 days old is out of a 7-day window, never "almost"
 """
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -24,12 +25,22 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
+@lru_cache(maxsize=8192)
 def format_ts(ms: int) -> str:
-    """RFC 3339 in UTC with `Z`; milliseconds only when non-zero, so output stays short."""
-    dt = EPOCH + timedelta(milliseconds=ms)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = ms % 1000
-    return f"{base}.{frac:03d}Z" if frac else f"{base}Z"
+    """RFC 3339 in UTC with `Z`; milliseconds only when non-zero, so output stays short.
+
+    Cached: the same instants recur (a decision and its command, the touches in every context),
+    and formatting is the single most frequent operation of the engine.
+    """
+    day, rest = divmod(ms, DAY_MS)
+    seconds, frac = divmod(rest, SECOND_MS)
+    clock = f"{_day_prefix(day)}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{clock}.{frac:03d}Z" if frac else f"{clock}Z"
+
+
+@lru_cache(maxsize=1024)
+def _day_prefix(day: int) -> str:
+    return (EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
 
 
 def parse_ts(text: str) -> int:

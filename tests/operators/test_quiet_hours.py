@@ -4,8 +4,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from operators.quiet_hours import next_allowed, phone_zones
+from operators.quiet_hours import _local_seconds, next_allowed, phone_zones
 from operators.records import Command
 from operators.timeutil import format_ts, parse_ts, to_ms
 from tests.harness import D, Prospect, only_decision, request
@@ -125,3 +127,25 @@ def test_form_at_night_emails_at_once_and_calls_at_opening() -> None:
     call = only_decision(p.fire(local("2026-03-04T08:00") + D))
     assert call.verdict == "sent"
     assert call.ts == format_ts(local("2026-03-04T08:00"))
+
+
+ODD_ZONES = [
+    "America/New_York",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "America/St_Johns",
+    "Asia/Kolkata",
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    t=st.integers(parse_ts("2026-01-01T00:00:00Z"), parse_ts("2028-01-01T00:00:00Z")),
+    name=st.sampled_from(ODD_ZONES),
+)
+def test_cached_local_clock_equals_zoneinfo(t: int, name: str) -> None:
+    """The per-15-minute offset cache agrees with zoneinfo, DST changes and odd offsets included."""
+    local = datetime.fromtimestamp(t / 1000, ZoneInfo(name))
+    assert _local_seconds(t, name) == local.hour * 3600 + local.minute * 60 + local.second
