@@ -57,7 +57,10 @@ def connect(url: str) -> redis.Redis:
     try:
         probe.ping()
     except AuthenticationError:
-        msg = f"Redis at {safe} refused the credentials (wrong user or password)"
+        if urllib.parse.urlsplit(url).password is None:
+            msg = f"Redis at {safe} needs a password (none in the URL)"
+        else:
+            msg = f"Redis at {safe} refused the credentials (wrong user or password)"
         raise RedisUnavailableError(msg) from None
     except ResponseError as exc:
         text = str(exc)
