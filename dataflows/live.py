@@ -80,9 +80,10 @@ def live_flow(policy: Policy, url: str, metrics: Metrics) -> object:
         max_deliveries=streams.max_deliveries, claim_idle_ms=streams.claim_idle_ms
     )
     count = metrics.events
+    known = frozenset(policy.sequences)
 
     def decode(batch: list[Entry]) -> list[LiveDecoded]:
-        decoded = decode_live_batch(batch)
+        decoded = decode_live_batch(batch, known)
         for key, value in decoded:
             if type(key) is str and not isinstance(value[0], str):  # not a dead letter or wake-up
                 count.labels(event_type(cast(Event, value[0]))).inc()

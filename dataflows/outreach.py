@@ -7,7 +7,7 @@ before keying (one reused msgspec decoder, no per-item lambdas), because Bytewax
 activation, not our work, dominates the cost per event.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import bytewax.operators as op
@@ -20,7 +20,7 @@ from bytewax.outputs import Sink
 from connectors.files import RawLine
 from connectors.redis_source import WAKE_ID, Entry
 from operators.engine import Engine
-from operators.events import Event, decode_event, rejection_reason
+from operators.events import Enroll, Event, decode_event, rejection_reason
 from operators.logic import LiveInput, ProspectLogic
 from operators.records import DeadLetter, dead_letter
 from operators.state import ProspectState
@@ -31,8 +31,11 @@ Decoded = tuple[str, Event] | DeadLetter
 LiveDecoded = tuple[str, LiveInput] | tuple[DeadLetter, tuple[int, bytes]]
 
 
-def decode_batch(batch: list[RawLine]) -> list[Decoded]:
-    """Decode raw lines; bad ones become dead letters carrying the raw line and the reason."""
+def decode_batch(batch: list[RawLine], sequences: Container[str] | None = None) -> list[Decoded]:
+    """Decode raw lines; bad ones become dead letters carrying the raw line and the reason.
+
+    With `sequences`, an `enroll` naming a sequence the policy does not define is rejected too.
+    """
     out: list[Decoded] = []
     append = out.append
     for line_no, raw in batch:
@@ -41,11 +44,20 @@ def decode_batch(batch: list[RawLine]) -> list[Decoded]:
         except (msgspec.DecodeError, ValueError) as exc:
             append(dead_letter(raw, rejection_reason(exc), line_no))
             continue
+        if sequences is not None and type(event) is Enroll and event.sequence not in sequences:
+            append(dead_letter(raw, unknown_sequence(event.sequence), line_no))
+            continue
         append((event.prospect, event))
     return out
 
 
-def decode_live_batch(batch: list[Entry]) -> list[LiveDecoded]:
+def unknown_sequence(name: str) -> str:
+    return f"unknown sequence {name!r} (not in the policy) - at `$.sequence`"
+
+
+def decode_live_batch(
+    batch: list[Entry], sequences: Container[str] | None = None
+) -> list[LiveDecoded]:
     """Decode stream entries; timer wake-ups pass through keyed by their prospect."""
     out: list[LiveDecoded] = []
     append = out.append
@@ -59,16 +71,16 @@ def decode_live_batch(batch: list[Entry]) -> list[LiveDecoded]:
         except (msgspec.DecodeError, ValueError) as exc:
             append((dead_letter(raw, rejection_reason(exc)), (shard, entry_id)))
             continue
+        if sequences is not None and type(event) is Enroll and event.sequence not in sequences:
+            append((dead_letter(raw, unknown_sequence(event.sequence)), (shard, entry_id)))
+            continue
         append((event.prospect, (event, (shard, entry_id))))
     return out
 
 
 def _is_keyed(item: Any) -> bool:
+    """A keyed input (prospect, value), as opposed to a dead letter."""
     return type(item) is tuple and type(item[0]) is str
-
-
-def _is_event(item: Any) -> bool:
-    return type(item) is tuple
 
 
 def build_flow(
@@ -84,7 +96,7 @@ def build_flow(
     flow = Dataflow(flow_id)
     raw = op.input("events", flow, source)
     decoded = op.flat_map_batch("decode", raw, decode)
-    split = op.branch("valid", decoded, _is_event if decode is decode_batch else _is_keyed)
+    split = op.branch("valid", decoded, _is_keyed)
     keyed: Stream[tuple[str, Any]] = split.trues
     effects = op.stateful_batch("prospects", keyed, logic)
     op.output("outputs", effects, outputs)
@@ -105,4 +117,9 @@ def replay_flow(
     def logic(_resume: None) -> ProspectLogic:
         return ProspectLogic(engine, ProspectState(), until=until, live=False)
 
-    return build_flow(source, decode_batch, logic, outputs, dead_letters)
+    known = frozenset(engine.policy.sequences)
+
+    def decode(batch: list[RawLine]) -> list[Decoded]:
+        return decode_batch(batch, known)
+
+    return build_flow(source, decode, logic, outputs, dead_letters)

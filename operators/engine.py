@@ -25,22 +25,28 @@ from operators.records import (
     RecentTouch,
 )
 from operators.rules import QUIET_HOURS, Rules
+from operators.sequences import Sequencer
 from operators.state import (
     AUTO,
     FLAG_DEFERRABLE,
     FLAG_EXEMPT,
+    FLAG_HELD,
+    FLAG_SEQUENCE,
     FLAG_TRANSACTIONAL,
     Pending,
     ProspectState,
     command_key,
     seen_before,
 )
-from operators.timeutil import format_ts, to_ms
+from operators.timeutil import DAY_MS, HOUR_MS, format_ts, to_ms
 
 # An output: (time it is about, per-prospect sequence number, record).
 Out = tuple[int, int, Command | Decision]
 
 REASON_REPLY: Final = "reply"
+THROTTLE: Final = "throttle.trigger"
+_FORM, _PRICING, _PROPOSAL = 0, 1, 2
+_TRIGGER_REASONS: Final = ("trigger:form_submit", "trigger:pricing_page", "trigger:proposal_view")
 
 
 def command_id(prospect: str, cause: str, channel: str, reason: str) -> str:
@@ -71,6 +77,12 @@ class Engine:
         self._pricing_path = trig.pricing_path
         self._auto_order = tuple(CHANNEL_INDEX[c] for c in policy.requests.auto_order)
         self._sms = CHANNEL_INDEX["sms"]
+        orch = policy.orchestration
+        self._step_defer_ms = orch.step_max_defer_hours * HOUR_MS
+        self._throttle_ms = orch.trigger_throttle_hours * HOUR_MS
+        self._deal_lost_ms = orch.deal_lost_cooldown_days * DAY_MS
+        self._ctx_pages = lim.context_pages
+        self.sequencer = Sequencer(policy, self._decide, self._record)
         self._handlers: dict[type, Callable[[ProspectState, Any, int, int, list[Out]], None]] = {
             ev.Profile: self._profile,
             ev.Consent: self._consent,
@@ -87,6 +99,12 @@ class Engine:
             ev.TouchFailed: self._touch_failed,
             ev.Clicked: self._clicked,
             ev.Replied: self._replied,
+            ev.Opened: self._opened,
+            ev.CallOutcome: self._call_outcome,
+            ev.Enroll: self._enroll,
+            ev.Unenroll: self._unenroll,
+            ev.MeetingBooked: self._meeting_booked,
+            ev.DealClosed: self._deal_closed,
         }
 
     # -- entry points -------------------------------------------------------------------------
@@ -117,7 +135,11 @@ class Engine:
                 state.pending = None  # deciding may defer again into a fresh list
             now = due if due > state.clock else state.clock
             state.clock = now
-            self._decide(state, ch, reason, topic, cause, flags, first, now, out)
+            if flags & FLAG_SEQUENCE:
+                item = (due, ch, reason, topic, cause, flags, first)
+                self.sequencer.fire(state, item, now, out)
+            else:
+                self._decide(state, ch, reason, topic, cause, flags, first, now, out)
 
     def next_due(self, state: ProspectState) -> int | None:
         """When the next deferred touch is due (ms), for live-mode wake-ups."""
@@ -143,6 +165,7 @@ class Engine:
     def _opt_out(self, s: ProspectState, e: ev.OptOut, ts: int, now: int, out: list[Out]) -> None:
         if e.channel == "all":
             s.opted_out_all = True
+            self.sequencer.exit_all(s, now, out)
         else:
             s.opted_out |= 1 << CHANNEL_INDEX[e.channel]
 
@@ -150,6 +173,7 @@ class Engine:
         self, s: ProspectState, e: ev.DoNotContact, ts: int, now: int, out: list[Out]
     ) -> None:
         s.do_not_contact = True
+        self.sequencer.exit_all(s, now, out)
 
     def _bounce(self, s: ProspectState, e: ev.Bounce, ts: int, now: int, out: list[Out]) -> None:
         if e.hard:
@@ -160,6 +184,7 @@ class Engine:
     ) -> None:
         s.complained |= 1 << CHANNEL_INDEX[e.channel]
         s.complaint_until = max(s.complaint_until, now + self.rules.complaint_ms)
+        self.sequencer.exit_all(s, now, out)
 
     def _preference(
         self, s: ProspectState, e: ev.Preference, ts: int, now: int, out: list[Out]
@@ -178,6 +203,8 @@ class Engine:
                 s.only = AUTO if s.only not in (AUTO, ch) else s.only
 
     def _clicked(self, s: ProspectState, e: ev.Clicked, ts: int, now: int, out: list[Out]) -> None:
+        s.engaged_at = max(s.engaged_at, ts)
+        s.responded_at = max(s.responded_at, ts)
         if e.url is not None and self._ctx_clicks:
             clicks = s.clicks or []
             clicks.append(e.url)
@@ -214,24 +241,45 @@ class Engine:
     def _page_view(
         self, s: ProspectState, e: ev.PageView, ts: int, now: int, out: list[Out]
     ) -> None:
+        if self._ctx_pages:
+            pages = s.pages or []
+            pages.append(e.url)
+            s.pages = pages[-self._ctx_pages :]
         if self._pricing_path in e.url:
-            for ch in self._pricing:
-                self._decide(
-                    s, ch, "trigger:pricing_page", "pricing", e.id, FLAG_EXEMPT, now, now, out
-                )
+            self._trigger(s, _PRICING, self._pricing, "pricing", e.id, now, out)
 
     def _form_submit(
         self, s: ProspectState, e: ev.FormSubmit, ts: int, now: int, out: list[Out]
     ) -> None:
-        for ch in self._form:
-            self._decide(s, ch, "trigger:form_submit", e.form, e.id, FLAG_EXEMPT, now, now, out)
+        self._trigger(s, _FORM, self._form, e.form, e.id, now, out)
 
     def _proposal_view(
         self, s: ProspectState, e: ev.ProposalView, ts: int, now: int, out: list[Out]
     ) -> None:
-        for ch in self._proposal:
-            reason = "trigger:proposal_view"
-            self._decide(s, ch, reason, e.document, e.id, FLAG_EXEMPT, now, now, out)
+        self._trigger(s, _PROPOSAL, self._proposal, e.document, e.id, now, out)
+
+    def _trigger(
+        self,
+        s: ProspectState,
+        kind: int,
+        channels: tuple[int, ...],
+        topic: str | None,
+        cause: str,
+        now: int,
+        out: list[Out],
+    ) -> None:
+        """Answer the prospect's own action, at most once per trigger kind per throttle window."""
+        reason = _TRIGGER_REASONS[kind]
+        fired = s.triggered or (0, 0, 0)
+        if fired[kind] and now - fired[kind] < self._throttle_ms:
+            for ch in channels:
+                self._emit_decision(s, now, CHANNELS[ch], reason, "blocked", out, rule=THROTTLE)
+            return
+        verdicts = [
+            self._decide(s, ch, reason, topic, cause, FLAG_EXEMPT, now, now, out) for ch in channels
+        ]
+        if "sent" in verdicts or "deferred" in verdicts:
+            s.triggered = (*fired[:kind], now, *fired[kind + 1 :])  # type: ignore[assignment]
 
     def _touch_request(
         self, s: ProspectState, e: ev.TouchRequest, ts: int, now: int, out: list[Out]
@@ -251,14 +299,55 @@ class Engine:
             sms_bit = 1 << self._sms
             if word in self._stop:
                 s.opted_out |= sms_bit
+                self.sequencer.exit_all(s, now, out)
                 return
             if word in self._start or (word in self._resume and s.opted_out & sms_bit):
                 s.opted_out &= ~sms_bit
                 return
+        if e.sentiment == "out_of_office":
+            self.sequencer.pause(s, now, out)
+            return
+        s.engaged_at = max(s.engaged_at, ts)
+        s.responded_at = max(s.responded_at, ts)
+        self.sequencer.exit_all(s, now, out)  # any real reply ends every sequence
         if e.sentiment == "negative":
             s.negative_until = max(s.negative_until, now + self.rules.negative_ms)
-        elif e.sentiment != "out_of_office":
+        else:
             self._handoff(s, e.id, now, out)
+
+    def _opened(self, s: ProspectState, e: ev.Opened, ts: int, now: int, out: list[Out]) -> None:
+        s.engaged_at = max(s.engaged_at, ts)
+
+    def _call_outcome(
+        self, s: ProspectState, e: ev.CallOutcome, ts: int, now: int, out: list[Out]
+    ) -> None:
+        if e.outcome == "answered":
+            s.engaged_at = max(s.engaged_at, ts)
+            s.responded_at = max(s.responded_at, ts)
+
+    def _enroll(self, s: ProspectState, e: ev.Enroll, ts: int, now: int, out: list[Out]) -> None:
+        self.sequencer.enroll(s, e.sequence, e.id, now, out)
+        self.fire_due(s, now, out)  # a first step due at once goes at once
+
+    def _unenroll(
+        self, s: ProspectState, e: ev.Unenroll, ts: int, now: int, out: list[Out]
+    ) -> None:
+        self.sequencer.unenroll(s, e.sequence, now, out)
+
+    def _meeting_booked(
+        self, s: ProspectState, e: ev.MeetingBooked, ts: int, now: int, out: list[Out]
+    ) -> None:
+        s.booked_at = max(s.booked_at, ts)
+        self.sequencer.exit_all(s, now, out)
+
+    def _deal_closed(
+        self, s: ProspectState, e: ev.DealClosed, ts: int, now: int, out: list[Out]
+    ) -> None:
+        self.sequencer.exit_all(s, now, out)
+        if e.won:
+            s.customer = True
+        else:
+            s.deal_lost_until = max(s.deal_lost_until, now + self._deal_lost_ms)
 
     def _handoff(self, s: ProspectState, cause: str, now: int, out: list[Out]) -> None:
         """Hand the conversation to a person: not a touch, so no cap; only a full stop blocks it."""
@@ -286,16 +375,15 @@ class Engine:
         first: int,
         now: int,
         out: list[Out],
-    ) -> None:
-        """Send, defer or block one candidate touch, leaving its decision record."""
+    ) -> str:
+        """Send, defer or block one candidate touch, leaving its decision record; the verdict."""
         if ch == AUTO:
-            self._decide_auto(s, reason, topic, cause, flags, first, now, out)
-            return
+            return self._decide_auto(s, reason, topic, cause, flags, first, now, out)
         rule, retry = self.rules.verdict(s, ch, now, flags)
         if rule is None:
             self._send(s, ch, reason, topic, None, cause, now, out)
-        else:
-            self._hold(s, ch, ch, rule, retry, reason, topic, cause, flags, first, now, out)
+            return "sent"
+        return self._hold(s, ch, ch, rule, retry, reason, topic, cause, flags, first, now, out)
 
     def _decide_auto(
         self,
@@ -307,7 +395,7 @@ class Engine:
         first: int,
         now: int,
         out: list[Out],
-    ) -> None:
+    ) -> str:
         """`auto`: the first allowed channel in preference order, the next allowed as backup."""
         verdicts: list[tuple[int, str | None, int | None]] = []
         allowed: list[int] = []
@@ -321,7 +409,7 @@ class Engine:
         if allowed:
             backup = CHANNELS[allowed[1]] if len(allowed) > 1 else None
             self._send(s, allowed[0], reason, topic, backup, cause, now, out)
-            return
+            return "sent"
         waiting = [(retry, ch, rule) for ch, rule, retry in verdicts if retry is not None]
         held = verdicts[0]  # nothing will clear by itself: block on the first channel's rule
         if waiting:
@@ -329,7 +417,7 @@ class Engine:
             held = (ch, rule, retry)
         held_on, held_by, held_until = held
         assert held_by is not None  # no channel was allowed, so each has a rule
-        self._hold(
+        return self._hold(
             s, AUTO, held_on, held_by, held_until, reason, topic, cause, flags, first, now, out
         )
 
@@ -354,25 +442,23 @@ class Engine:
         first: int,
         now: int,
         out: list[Out],
-    ) -> None:
+    ) -> str:
         """Defer (quiet hours always; caps and gap for deferrable touches) or block."""
         deferrable = rule == QUIET_HOURS or (
             flags & FLAG_DEFERRABLE and rule.startswith(("cap.", "gap"))
         )
-        if (
-            retry is not None
-            and deferrable
-            and (rule == QUIET_HOURS or retry - first <= self.rules.max_defer_ms)
-        ):
-            item: Pending = (retry, pending_ch, reason, topic, cause, flags, first)
+        max_defer = self._step_defer_ms if flags & FLAG_SEQUENCE else self.rules.max_defer_ms
+        if retry is not None and deferrable and (rule == QUIET_HOURS or retry - first <= max_defer):
+            item: Pending = (retry, pending_ch, reason, topic, cause, flags | FLAG_HELD, first)
             pending = s.pending or []
             bisect.insort(pending, item, key=_pending_due)
             s.pending = pending
             self._emit_decision(
                 s, now, CHANNELS[ch], reason, "deferred", out, rule=rule, until=retry
             )
-        else:
-            self._emit_decision(s, now, CHANNELS[ch], reason, "blocked", out, rule=rule)
+            return "deferred"
+        self._emit_decision(s, now, CHANNELS[ch], reason, "blocked", out, rule=rule)
+        return "blocked"
 
     def _send(
         self,
@@ -449,6 +535,19 @@ class Engine:
         )
         out.append((now, s.seq, record))
 
+    def _record(
+        self,
+        s: ProspectState,
+        now: int,
+        channel: str,
+        reason: str,
+        verdict: str,
+        out: list[Out],
+        rule: str,
+        until: int | None = None,
+    ) -> None:
+        self._emit_decision(s, now, channel, reason, verdict, out, rule=rule, until=until)  # type: ignore[arg-type]
+
     def _context(self, s: ProspectState) -> Context:
         n = self._ctx_touches
         recent = s.touches[-n:] if s.touches and n else ()
@@ -456,6 +555,7 @@ class Engine:
         return Context(
             touches=[RecentTouch(CHANNELS[t[1]], format_ts(t[0]), t[3]) for t in recent],
             clicks=list(s.clicks or ()),
+            pages=list(s.pages or ()),
             last_reply=(
                 LastReply(CHANNELS[reply[0]], format_ts(reply[1]), reply[2], reply[3])
                 if reply is not None

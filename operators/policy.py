@@ -5,7 +5,7 @@ wrong decision at 3 am, so every value carries its constraint and unknown keys a
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -132,7 +132,42 @@ class Limits(_Config, frozen=True):
     dedupe_ids: PositiveInt = 32
     context_touches: Count = 5
     context_clicks: Count = 5
+    context_pages: Count = 3
     reply_text_chars: Count = 280
+
+
+StepCondition = Literal[
+    "always", "no_response", "unresponsive", "engaged", "engaged_no_booking", "no_engagement"
+]
+
+
+class Step(_Config, frozen=True, kw_only=True):
+    """One sequence step: when (a delay after the start or the previous step), where, what.
+
+    `when` is checked at the step's due time, against the sequence's last sent touch (or its
+    start): `no_response` = no click, reply or answered call since; `unresponsive` = none since
+    the start; `engaged` = an open, click or reply since; `engaged_no_booking` = engaged and no
+    meeting booked; `no_engagement` = not engaged. A step whose condition fails is skipped.
+    """
+
+    after_hours: Count = 0
+    since: Literal["start", "previous"] = "previous"
+    channel: Channel | Literal["preferred"]
+    topic: Annotated[str, Meta(min_length=1)]
+    when: StepCondition = "always"
+
+
+class SequenceDef(_Config, frozen=True):
+    steps: Annotated[list[Step], Meta(min_length=1)]
+
+
+class Orchestration(_Config, frozen=True):
+    """Sequences, exits and throttles (issue "orchestration")."""
+
+    out_of_office_pause_days: Count = 7
+    deal_lost_cooldown_days: Count = 90
+    trigger_throttle_hours: Count = 24
+    step_max_defer_hours: Count = 48
 
 
 class Streams(_Config, frozen=True):
@@ -158,6 +193,8 @@ class Policy(_Config, frozen=True):
     requests: Requests = Requests()
     limits: Limits = Limits()
     streams: Streams = Streams()
+    orchestration: Orchestration = Orchestration()
+    sequences: dict[Name, SequenceDef] = {}
 
     def __post_init__(self) -> None:
         names = [w.name for w in self.caps]

@@ -44,6 +44,7 @@ class Context(Struct, frozen=True, gc=False):
     touches: list[RecentTouch]
     clicks: list[str]
     last_reply: LastReply | None
+    pages: list[str] = []  # recent page views (an addition to the contract's minimum)
 
 
 class Command(Struct, frozen=True, gc=False):

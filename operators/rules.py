@@ -109,6 +109,11 @@ class Rules:
                 return "cooldown.complaint", None
             if state.negative_until > now:
                 return "cooldown.negative", None
+            if not flags & FLAG_EXEMPT:  # campaign and sequence touches, not triggers
+                if state.sequence_until > now:
+                    return "cooldown.sequence", None
+                if state.deal_lost_until > now:
+                    return "cooldown.deal_lost", None
             touches = state.touches
             if touches:
                 stopped = self._caps(touches, ch, now, flags & FLAG_EXEMPT)

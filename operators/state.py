@@ -19,11 +19,15 @@ Touch = tuple[int, int, int, str | None]
 Pending = tuple[int, int, str, str | None, str, int, int]
 # The last reply: (channel index, ts_ms, sentiment, text).
 Reply = tuple[int, int, str | None, str | None]
+# A sequence enrollment: (name, next step index, started ms, last sent ms or 0, enroll event id).
+Enrollment = tuple[str, int, int, int, str]
 
 AUTO: Final = -1
 FLAG_EXEMPT: Final = 1  # answers the prospect's own action (rule 4)
 FLAG_TRANSACTIONAL: Final = 2  # skips caps and cooldowns, never suppression/consent/quiet hours
 FLAG_DEFERRABLE: Final = 4  # may wait for cap/gap capacity (requests), else blocked (triggers)
+FLAG_SEQUENCE: Final = 8  # a sequence step (pending items re-enter the sequencer when due)
+FLAG_HELD: Final = 16  # a pending item that is a deferral (it already has a decision record)
 
 _DIGEST: Final = 8
 
@@ -56,6 +60,16 @@ class ProspectState(Struct, array_like=True, gc=False):
     segment: str | None = None
     clicks: list[str] | None = None  # recent clicked urls, oldest first
     last_reply: Reply | None = None
+    # -- orchestration (appended: older checkpoints decode with these defaults) --
+    sequences: list[Enrollment] | None = None  # active enrollments
+    engaged_at: int = 0  # last open, click or reply
+    responded_at: int = 0  # last click, reply or answered call
+    booked_at: int = 0  # last meeting booked
+    sequence_until: int = 0  # cooldown.sequence: a sequence ran to its end
+    deal_lost_until: int = 0  # cooldown.deal_lost
+    customer: bool = False  # a deal was won: no more marketing sequences
+    triggered: tuple[int, int, int] | None = None  # last fire of form, pricing, proposal triggers
+    pages: list[str] | None = None  # recent page views, oldest first
 
 
 def id_hash(text: str) -> bytes:

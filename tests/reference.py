@@ -66,6 +66,7 @@ def check(
     for prospect, f in facts.items():
         mine = [c for c in commands if c["prospect"] == prospect]
         problems += _check_prospect(f, mine)
+        problems += _check_sequences(f, mine)
         problems += _check_deferrals([d for d in decisions if d["prospect"] == prospect])
     return problems
 
@@ -227,13 +228,55 @@ def _inside_quiet_hours(prior: list[dict[str, Any]], t: int) -> bool:
     return True
 
 
-def _check_deferrals(decisions: list[dict[str, Any]]) -> list[str]:
-    """A deferred touch is decided again at exactly its `until`, never silently dropped."""
+def _ends_sequences(e: dict[str, Any], name: str) -> bool:
+    """Events after which no touch of sequence `name` may follow (until a new enrollment)."""
+    kind = e["type"]
+    if kind in ("meeting_booked", "deal_closed", "do_not_contact", "complaint"):
+        return True
+    if kind == "opt_out":
+        return bool(e["channel"] == "all")
+    if kind == "unenroll":
+        return e.get("sequence") in (None, name)
+    if kind == "replied":
+        if e.get("sentiment") == "out_of_office":
+            return False
+        text = (e.get("text") or "").strip().upper()
+        ambiguous = e["channel"] == "sms" and text in ("START", "UNSTOP", "YES")
+        return not ambiguous
+    return False
+
+
+def _check_sequences(f: Facts, commands: list[dict[str, Any]]) -> list[str]:
+    """No sequence touch after an exit: a reply, a booking, a closed deal, a full stop."""
     problems = []
-    for d in decisions:
+    for c in commands:
+        if not c["reason"].startswith("sequence:"):
+            continue
+        name = c["reason"].split(":")[1]
+        t = parse_ts(c["ts"])
+        enrolls = [
+            e["_ms"] for e in f.before(t + 1) if e["type"] == "enroll" and e["sequence"] == name
+        ]
+        if not enrolls:
+            problems.append(f"{c['prospect']} {c['reason']} at {c['ts']}: never enrolled")
+            continue
+        start = max(enrolls)
+        if any(start <= e["_ms"] < t and _ends_sequences(e, name) for e in f.events):
+            problems.append(f"{c['prospect']} {c['reason']} at {c['ts']}: after an exit")
+    return problems
+
+
+def _check_deferrals(decisions: list[dict[str, Any]]) -> list[str]:
+    """A deferred touch is decided again by its `until` at the latest, never silently dropped."""
+    problems = []
+    for i, d in enumerate(decisions):
         if d["verdict"] != "deferred":
             continue
-        later = [x for x in decisions if x["ts"] == d["until"] and x["reason"] == d["reason"]]
+        later = [
+            x
+            for x in decisions[i + 1 :]
+            if x["reason"] == d["reason"] and d["ts"] <= x["ts"] <= d["until"]
+        ]
         if not later:
             problems.append(
                 f"{d['prospect']} {d['reason']} deferred to {d['until']}: never decided"

@@ -34,7 +34,9 @@ KINDS = (
     + ["touch_failed"] * 2
     + ["clicked", "opened", "delivered", "bounce", "complaint", "opt_out", "preference"]
     + ["do_not_contact", "call_outcome", "meeting_booked", "deal_closed", "duplicate"]
+    + ["enroll", "enroll", "enroll", "unenroll"]
 )
+SEQUENCES = ["basic", "surround", "escalation", "sms_first", "email_first"]
 
 
 def _fields(draw: st.DrawFn, kind: str, causes: list[tuple[str, str, list[str]]]) -> dict[str, Any]:
@@ -98,6 +100,10 @@ def _fields(draw: st.DrawFn, kind: str, causes: list[tuple[str, str, list[str]]]
         return {"outcome": "voicemail"}
     if kind == "deal_closed":
         return {"won": draw(st.booleans())}
+    if kind == "enroll":
+        return {"sequence": draw(st.sampled_from(SEQUENCES))}
+    if kind == "unenroll":
+        return {"sequence": draw(st.sampled_from([None, *SEQUENCES]))}
     return {}
 
 

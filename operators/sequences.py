@@ -1,0 +1,190 @@
+"""Sequences: multi-step, multi-channel plans run by per-prospect timers.
+
+A step is a pending touch like any deferred one (so it survives restarts in the prospect's
+state and fires in event time in replay); when due it re-enters `Sequencer.fire`, which checks
+the enrollment is still active, checks the step's condition, lets the engine decide the touch,
+and schedules the next step. Policy for a step a rule stops: quiet hours defer it; a cap or the
+gap defers it up to `step_max_defer_hours`, else it is skipped; any other rule skips it. Every
+outcome leaves a decision record, and the sequence then moves on. A sequence that runs to its
+end starts `cooldown.sequence` for sequence and campaign touches.
+"""
+
+import bisect
+from collections.abc import Callable
+from typing import Any, Final
+
+from operators.events import CHANNEL_INDEX, CHANNELS
+from operators.policy import Policy, SequenceDef, Step
+from operators.state import (
+    AUTO,
+    FLAG_DEFERRABLE,
+    FLAG_HELD,
+    FLAG_SEQUENCE,
+    Enrollment,
+    Pending,
+    ProspectState,
+)
+from operators.timeutil import DAY_MS, HOUR_MS
+
+# The engine's decision for one candidate: returns "sent", "deferred" or "blocked".
+Decide = Callable[[ProspectState, int, str, str | None, str, int, int, int, list[Any]], str]
+# Emits a decision record: (state, now, channel, reason, verdict, out, rule, until).
+Record = Callable[[ProspectState, int, str, str, str, list[Any], str, int | None], None]
+
+STEP_FLAGS: Final = FLAG_SEQUENCE | FLAG_DEFERRABLE
+ENDED: Final = "sequence.ended"
+PAUSED: Final = "paused.out_of_office"
+
+
+def step_reason(name: str, index: int) -> str:
+    return f"sequence:{name}:{index + 1}"
+
+
+class Sequencer:
+    """Runs the policy's sequences on a prospect's state; owns no state itself."""
+
+    def __init__(self, policy: Policy, decide: Decide, record: Record) -> None:
+        self.defs: dict[str, SequenceDef] = dict(policy.sequences)
+        self._decide = decide
+        self._record = record
+        orch = policy.orchestration
+        self._pause_ms = orch.out_of_office_pause_days * DAY_MS
+        self._cooldown_ms = policy.cooldowns.sequence_days * DAY_MS
+        self._reasons = {
+            name: tuple(step_reason(name, i) for i in range(len(d.steps)))
+            for name, d in self.defs.items()
+        }
+
+    # -- enrollment ---------------------------------------------------------------------------
+
+    def enroll(self, s: ProspectState, name: str, cause: str, now: int, out: list[Any]) -> None:
+        definition = self.defs.get(name)
+        if definition is None:
+            return  # the decoder rejects unknown names to the dead-letter output
+        if s.customer:
+            first = definition.steps[0]
+            channel = first.channel if first.channel != "preferred" else "email"
+            reason = self._reasons[name][0]
+            self._record(s, now, channel, reason, "blocked", out, "sequence.customer", None)
+            return
+        if any(e[0] == name for e in s.sequences or ()):
+            return  # already running: enrolling twice changes nothing
+        enrollment: Enrollment = (name, 0, now, 0, cause)
+        s.sequences = [*(s.sequences or ()), enrollment]
+        self._schedule(s, enrollment, now)
+
+    def unenroll(self, s: ProspectState, name: str | None, now: int, out: list[Any]) -> None:
+        """Stop one sequence, or all of them."""
+        keep = [e for e in s.sequences or () if name is not None and e[0] != name]
+        s.sequences = keep or None
+        self._drop_steps(s, name, now, out)
+
+    def exit_all(self, s: ProspectState, now: int, out: list[Any]) -> None:
+        """A reply, a booking, a closed deal or a full stop ends every sequence."""
+        if s.sequences:
+            self.unenroll(s, None, now, out)
+
+    def pause(self, s: ProspectState, now: int, out: list[Any]) -> None:
+        """Out of office: push every pending step to the end of the pause.
+
+        A step already deferred gets a new decision record (deferred to the resume time), so its
+        earlier `until` is never silently broken.
+        """
+        if not s.pending:
+            return
+        resume = now + self._pause_ms
+        moved: list[Pending] = []
+        for item in s.pending:
+            due, ch, reason, _topic, _cause, flags, first = item
+            if flags & FLAG_SEQUENCE and due < resume:
+                if flags & FLAG_HELD:
+                    channel = _channel_name(ch)
+                    self._record(s, now, channel, reason, "deferred", out, PAUSED, resume)
+                item = (resume, *item[1:6], first if flags & FLAG_HELD else resume)
+            moved.append(item)
+        moved.sort(key=_due)
+        s.pending = moved
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def fire(self, s: ProspectState, item: Pending, now: int, out: list[Any]) -> None:
+        """A step came due: check it still applies, decide it, move the sequence on."""
+        _due_ms, ch, reason, topic, cause, flags, first = item
+        _, name, number = reason.split(":")
+        index = int(number) - 1
+        enrollment = next((e for e in s.sequences or () if e[0] == name), None)
+        definition = self.defs.get(name)
+        if enrollment is None or definition is None or enrollment[1] != index:
+            return  # stale: the sequence ended or moved on
+        step = definition.steps[index]
+        if not self._condition_holds(s, enrollment, step):
+            channel = step.channel if step.channel != "preferred" else "email"
+            rule = f"sequence.when.{step.when}"
+            self._record(s, now, channel, reason, "blocked", out, rule, None)
+            self._advance(s, enrollment, now, sent=False)
+            return
+        verdict = self._decide(s, ch, reason, topic, cause, flags, first, now, out)
+        if verdict != "deferred":
+            self._advance(s, enrollment, now, sent=verdict == "sent")
+
+    def _condition_holds(self, s: ProspectState, e: Enrollment, step: Step) -> bool:
+        started, last_sent = e[2], e[3]
+        since = started if step.since == "start" else (last_sent or started)
+        engaged = s.engaged_at > since
+        when = step.when
+        if when == "always":
+            return True
+        if when == "no_response":
+            return s.responded_at <= since
+        if when == "unresponsive":
+            return s.responded_at <= started
+        if when == "engaged":
+            return engaged
+        if when == "engaged_no_booking":
+            return engaged and s.booked_at <= started
+        return not engaged  # no_engagement
+
+    def _advance(self, s: ProspectState, e: Enrollment, now: int, *, sent: bool) -> None:
+        name, index, started, last_sent, cause = e
+        rest = [x for x in s.sequences or () if x[0] != name]
+        if index + 1 >= len(self.defs[name].steps):
+            s.sequences = rest or None
+            s.sequence_until = max(s.sequence_until, now + self._cooldown_ms)
+            return
+        moved: Enrollment = (name, index + 1, started, now if sent else last_sent, cause)
+        s.sequences = [*rest, moved]
+        self._schedule(s, moved, now)
+
+    def _schedule(self, s: ProspectState, e: Enrollment, now: int) -> None:
+        name, index, started, _last, cause = e
+        step = self.defs[name].steps[index]
+        base = started if step.since == "start" else now
+        due = max(now, base + step.after_hours * HOUR_MS)
+        ch = AUTO if step.channel == "preferred" else CHANNEL_INDEX[step.channel]
+        item: Pending = (due, ch, self._reasons[name][index], step.topic, cause, STEP_FLAGS, due)
+        pending = s.pending or []
+        bisect.insort(pending, item, key=_due)
+        s.pending = pending
+
+    def _drop_steps(self, s: ProspectState, name: str | None, now: int, out: list[Any]) -> None:
+        """Remove the ended sequences' steps; a deferred one is closed with a decision record."""
+        if not s.pending:
+            return
+        prefix = "sequence:" if name is None else f"sequence:{name}:"
+        keep: list[Pending] = []
+        for item in s.pending:
+            _due_ms, ch, reason, _topic, _cause, flags, _first = item
+            if not (flags & FLAG_SEQUENCE and reason.startswith(prefix)):
+                keep.append(item)
+            elif flags & FLAG_HELD:
+                self._record(s, now, _channel_name(ch), reason, "blocked", out, ENDED, None)
+        s.pending = keep or None
+
+
+def _channel_name(ch: int) -> str:
+    """The channel a record names for a pending step (`preferred` steps: the first choice)."""
+    return CHANNELS[ch] if ch != AUTO else CHANNELS[0]
+
+
+def _due(p: Pending) -> int:
+    return p[0]
