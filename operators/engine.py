@@ -13,6 +13,7 @@ from sys import intern
 from typing import Any, Final
 
 from operators import events as ev
+from operators import fatigue, preference
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy
 from operators.records import (
@@ -83,6 +84,8 @@ class Engine:
         self._deal_lost_ms = orch.deal_lost_cooldown_days * DAY_MS
         self._ctx_pages = lim.context_pages
         self.sequencer = Sequencer(policy, self._decide, self._record)
+        self._pref = policy.preference
+        self._fatigue = policy.fatigue
         self._handlers: dict[type, Callable[[ProspectState, Any, int, int, list[Out]], None]] = {
             ev.Profile: self._profile,
             ev.Consent: self._consent,
@@ -163,6 +166,7 @@ class Engine:
         s.consent = s.consent | bit if e.granted else s.consent & ~bit
 
     def _opt_out(self, s: ProspectState, e: ev.OptOut, ts: int, now: int, out: list[Out]) -> None:
+        s.fatigue = fatigue.on_opt_out(s.fatigue, now, self._fatigue)
         if e.channel == "all":
             s.opted_out_all = True
             self.sequencer.exit_all(s, now, out)
@@ -184,6 +188,7 @@ class Engine:
     ) -> None:
         s.complained |= 1 << CHANNEL_INDEX[e.channel]
         s.complaint_until = max(s.complaint_until, now + self.rules.complaint_ms)
+        s.fatigue = fatigue.on_complaint(s.fatigue, now, self._fatigue)
         self.sequencer.exit_all(s, now, out)
 
     def _preference(
@@ -205,6 +210,7 @@ class Engine:
     def _clicked(self, s: ProspectState, e: ev.Clicked, ts: int, now: int, out: list[Out]) -> None:
         s.engaged_at = max(s.engaged_at, ts)
         s.responded_at = max(s.responded_at, ts)
+        self._answered(s, CHANNEL_INDEX[e.channel], ts)
         if e.url is not None and self._ctx_clicks:
             clicks = s.clicks or []
             clicks.append(e.url)
@@ -309,6 +315,7 @@ class Engine:
             return
         s.engaged_at = max(s.engaged_at, ts)
         s.responded_at = max(s.responded_at, ts)
+        self._answered(s, ch, ts)
         self.sequencer.exit_all(s, now, out)  # any real reply ends every sequence
         if e.sentiment == "negative":
             s.negative_until = max(s.negative_until, now + self.rules.negative_ms)
@@ -317,6 +324,7 @@ class Engine:
 
     def _opened(self, s: ProspectState, e: ev.Opened, ts: int, now: int, out: list[Out]) -> None:
         s.engaged_at = max(s.engaged_at, ts)
+        self._answered(s, CHANNEL_INDEX[e.channel], ts)
 
     def _call_outcome(
         self, s: ProspectState, e: ev.CallOutcome, ts: int, now: int, out: list[Out]
@@ -324,6 +332,7 @@ class Engine:
         if e.outcome == "answered":
             s.engaged_at = max(s.engaged_at, ts)
             s.responded_at = max(s.responded_at, ts)
+            self._answered(s, CHANNEL_INDEX["phone"], ts)
 
     def _enroll(self, s: ProspectState, e: ev.Enroll, ts: int, now: int, out: list[Out]) -> None:
         self.sequencer.enroll(s, e.sequence, e.id, now, out)
@@ -377,6 +386,8 @@ class Engine:
         out: list[Out],
     ) -> str:
         """Send, defer or block one candidate touch, leaving its decision record; the verdict."""
+        if s.open_touches is not None:
+            self._settle(s, now)
         if ch == AUTO:
             return self._decide_auto(s, reason, topic, cause, flags, first, now, out)
         rule, retry = self.rules.verdict(s, ch, now, flags)
@@ -422,11 +433,30 @@ class Engine:
         )
 
     def _channel_order(self, s: ProspectState) -> tuple[int, ...]:
-        if s.only != AUTO:
-            return (s.only,)
-        if s.prefer != AUTO:
-            return (s.prefer, *(c for c in self._auto_order if c != s.prefer))
-        return self._auto_order
+        """Best channel first: the prospect's own words, then what their answers taught us
+        (a Beta posterior per channel from their segment's prior), ties by `auto_order`."""
+        learned = preference.ranked(s.answers, s.segment, self._pref, self._auto_order)
+        order = preference.apply_stances(learned, s.only, s.prefer, s.avoid)
+        return order or self._auto_order
+
+    # -- learning from answers ------------------------------------------------------------------
+
+    def _answered(self, s: ProspectState, ch: int, ts: int) -> None:
+        """An open, click, reply or answered call: credit the open touch, relieve fatigue."""
+        tracked = preference.track_response(s.open_touches, s.answers, ch, ts, self._pref)
+        self._learned(s, tracked)
+        s.fatigue = fatigue.on_engagement(s.fatigue, ts, self._fatigue)
+
+    def _settle(self, s: ProspectState, now: int) -> None:
+        """Touches whose answer window closed unanswered become misses (and raise fatigue)."""
+        self._learned(s, preference.settle(s.open_touches, s.answers, now, self._pref))
+
+    def _learned(self, s: ProspectState, tracked: preference.Attribution) -> None:
+        s.open_touches, s.answers = tracked.track, tracked.stats
+        for ch, at, declining in tracked.misses:
+            s.fatigue = fatigue.on_unanswered_touch(
+                s.fatigue, ch, at, self._fatigue, declining=declining
+            )
 
     def _hold(
         self,
@@ -477,6 +507,8 @@ class Engine:
         touches.append((now, ch, command_key(cid), topic))
         s.touches = touches
         self._prune(s, now)
+        tracked = preference.track_touch(s.open_touches, s.answers, ch, now, self._pref)
+        self._learned(s, tracked)
 
     # -- records ----------------------------------------------------------------------------------
 

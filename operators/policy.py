@@ -12,6 +12,8 @@ from msgspec import Meta, Struct, field
 
 from operators.errors import ConfigError
 from operators.events import Channel, is_time_zone
+from operators.fatigue import FatigueConfig
+from operators.preference import PreferenceConfig, default_preference_config
 
 ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 PositiveInt = Annotated[int, Meta(ge=1)]
@@ -194,6 +196,8 @@ class Policy(_Config, frozen=True):
     limits: Limits = Limits()
     streams: Streams = Streams()
     orchestration: Orchestration = Orchestration()
+    preference: PreferenceConfig = field(default_factory=default_preference_config)
+    fatigue: FatigueConfig = FatigueConfig()
     sequences: dict[Name, SequenceDef] = {}
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ check is a few integer comparisons over a history that holds a handful of touche
 
 from typing import Final, NamedTuple
 
+from operators import fatigue
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy
 from operators.quiet_hours import next_allowed, phone_zones, seconds_of_day
@@ -70,6 +71,7 @@ class Rules:
         self.complaint_ms = policy.cooldowns.complaint_days * DAY_MS
         self.negative_ms = policy.cooldowns.negative_reply_days * DAY_MS
         self.max_defer_ms = policy.requests.max_defer_hours * HOUR_MS
+        self.fatigue = policy.fatigue
         self.rule_opt_out = _names("suppressed.opt_out.{}")
         self.rule_bounce = _names("suppressed.bounce.{}")
         self.rule_complaint = _names("suppressed.complaint.{}")
@@ -114,9 +116,14 @@ class Rules:
                     return "cooldown.sequence", None
                 if state.deal_lost_until > now:
                     return "cooldown.deal_lost", None
+            factor = 1.0
+            if state.fatigue is not None:
+                if not flags & FLAG_EXEMPT and fatigue.paused(state.fatigue, now, self.fatigue):
+                    return fatigue.RULE, None
+                factor = fatigue.cap_factor(state.fatigue, now, self.fatigue)
             touches = state.touches
             if touches:
-                stopped = self._caps(touches, ch, now, flags & FLAG_EXEMPT)
+                stopped = self._caps(touches, ch, now, flags & FLAG_EXEMPT, factor)
                 if stopped is not None:
                     return stopped
                 if self.gap_ms and not (flags & FLAG_EXEMPT and self.gap_exempt):
@@ -130,9 +137,17 @@ class Rules:
         return None, None
 
     def _caps(
-        self, touches: list[tuple[int, int, int, str | None]], ch: int, now: int, exempt: int
+        self,
+        touches: list[tuple[int, int, int, str | None]],
+        ch: int,
+        now: int,
+        exempt: int,
+        factor: float = 1.0,
     ) -> tuple[str, int | None] | None:
-        """The first cap window that is full, with the time its oldest blocking touch expires."""
+        """The first cap window that is full, with the time its oldest blocking touch expires.
+
+        `factor` < 1 lowers every cap for a saturated prospect (never below 1).
+        """
         for w in self.windows:
             if exempt and w.exempt_own_action:
                 continue
@@ -144,13 +159,17 @@ class Rules:
                     if t[1] == ch:
                         on_channel += 1
             limit = w.per_channel[ch]
+            total_cap = w.total
+            if factor != 1.0:
+                limit = fatigue.scaled_cap(limit, factor) if limit is not None else None
+                total_cap = fatigue.scaled_cap(total_cap, factor) if total_cap is not None else None
             if limit is not None and on_channel >= limit:
                 times = [t[0] for t in touches if t[0] > since and t[1] == ch]
                 retry = times[on_channel - limit] + w.ms if limit else None
                 return w.channel_rules[ch], retry
-            if w.total is not None and total >= w.total:
+            if total_cap is not None and total >= total_cap:
                 times = [t[0] for t in touches if t[0] > since]
-                retry = times[total - w.total] + w.ms if w.total else None
+                retry = times[total - total_cap] + w.ms if total_cap else None
                 return w.total_rule, retry
         return None
 

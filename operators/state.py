@@ -70,6 +70,9 @@ class ProspectState(Struct, array_like=True, gc=False):
     customer: bool = False  # a deal was won: no more marketing sequences
     triggered: tuple[int, int, int] | None = None  # last fire of form, pricing, proposal triggers
     pages: list[str] | None = None  # recent page views, oldest first
+    answers: tuple[int, ...] | None = None  # preference evidence: (hits, misses) per channel
+    open_touches: tuple[int, ...] | None = None  # touches awaiting an answer (preference.Track)
+    fatigue: tuple[int, int] | None = None  # (score in thousandths, ms): operators.fatigue
 
 
 def id_hash(text: str) -> bytes:

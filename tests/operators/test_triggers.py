@@ -57,13 +57,40 @@ def test_form_submit_sends_email_and_call_with_cause_derived_ids() -> None:
     assert call.context.touches[-1].channel == "email"  # the call knows the email went out
 
 
-def test_auto_request_picks_least_intrusive_allowed_channel_with_backup() -> None:
+def test_auto_request_picks_the_best_allowed_channel_with_backup() -> None:
+    # No segment: the default prior ranks email, sms, chat, linkedin, phone.
     p = Prospect()
     p.ready("sms")
     p.send("opt_out", T0 - D, channel="email")
     request(p, T0, "auto")
     [cmd] = p.commands
-    assert (cmd.channel, cmd.backup) == ("linkedin", "chat")
+    assert (cmd.channel, cmd.backup) == ("sms", "chat")
+
+
+def test_auto_request_follows_the_segment_prior() -> None:
+    native = Prospect()
+    native.ready("sms", "phone")
+    native.send("profile", T0 - D, segment="digital_native")
+    request(native, T0, "auto")
+    assert (native.commands[0].channel, native.commands[0].backup) == ("sms", "linkedin")
+    traditional = Prospect()
+    traditional.ready("sms", "phone")
+    traditional.send("profile", T0 - D, segment="traditional")
+    request(traditional, T0, "auto")
+    assert (traditional.commands[0].channel, traditional.commands[0].backup) == ("email", "phone")
+
+
+def test_answers_teach_the_channel_choice() -> None:
+    p = Prospect()
+    p.ready("sms")
+    p.send("profile", T0 - D, segment="traditional")  # prior: email first
+    for week in range(4):  # emails go unanswered, texts get replies
+        start = T0 + week * 7 * D
+        request(p, start, "email")
+        request(p, start + 2 * D, "sms")
+        p.send("replied", start + 2 * D + H, channel="sms", text="sure", sentiment="neutral")
+    request(p, T0 + 28 * D + H, "auto")
+    assert p.commands[-1].channel == "sms"
 
 
 def test_auto_request_follows_an_explicit_preference() -> None:
