@@ -59,10 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--config", type=Path, default=None)
     worker.add_argument("--metrics-port", type=int, default=None)
 
-    dp = sub.add_parser("demo", help="simulate a day of traffic, replay it, print a summary")
-    dp.add_argument("--prospects", type=int, default=300)
-    dp.add_argument("--seed", type=int, default=7)
-    dp.add_argument("--config", type=Path, default=None)
+    dp = sub.add_parser(
+        "demo",
+        help="run the live system on simulated traffic for ~30 s and summarise it",
+        description="Live: embedded Redis, `touchflow run`, simulated prospects published in real "
+        "time and a simulated sender answering the commands. --replay: replay one simulated day "
+        "through the dataflow instead (fast, deterministic, no Redis).",
+    )
+    dp.add_argument("--replay", action="store_true", help="the fast, deterministic replay demo")
+    dp.add_argument("--prospects", type=int, default=300, help="simulated prospects (300)")
+    dp.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    dp.add_argument(
+        "--seconds", type=float, default=25.0, help="live: publish the day over this long (25)"
+    )
+    dp.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
     dp.add_argument("--out", type=Path, default=Path("out/demo"), help="where files go")
     return parser
 
@@ -86,10 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy = load_policy(args.config)
             return worker_main(policy, args.addresses, args.proc_id, args.metrics_port)
         if args.command == "demo":
-            from dataflows.demo import run_demo
+            if args.replay:
+                from dataflows.demo import run_demo
 
-            return run_demo(
-                prospects=args.prospects, seed=args.seed, config=args.config, out_dir=args.out
+                return run_demo(
+                    prospects=args.prospects, seed=args.seed, config=args.config, out_dir=args.out
+                )
+            from dataflows.demo_live import run_live_demo
+
+            return run_live_demo(
+                prospects=args.prospects,
+                seed=args.seed,
+                seconds=args.seconds,
+                config=args.config,
+                out_dir=args.out,
             )
     except TouchflowError as exc:
         print(f"touchflow: {exc}", file=sys.stderr)

@@ -1,9 +1,10 @@
-"""`touchflow demo`: one simulated day of outreach, replayed through the real dataflow, summarised.
+"""`touchflow demo --replay`: one simulated day, replayed through the real dataflow, summarised.
 
-It is the first thing a newcomer runs, so it needs nothing but the package (no Redis, no network),
-writes every input and output to files they can open, and prints about one screen: totals, what
-was sent and why, what the rules held back, and the story prospects' timelines, which show the
-rules at work on one person at a time. The day is fixed, so a seed always names the same output.
+The fast, deterministic sibling of the live demo (`dataflows.demo_live`, plain `touchflow demo`):
+no Redis, no processes, writes every input and output to files, and prints about one screen:
+totals, what was sent and why, what the rules held back, and the story prospects' timelines, which
+show the rules at work on one person at a time. The day is fixed, so a seed always names the same
+output. The tables and timelines here are shared with the live demo's final summary.
 """
 
 import sys
@@ -63,13 +64,13 @@ def run_demo(
     _write(out_dir / "dead_letter.jsonl", result.dead_letters)
     _totals(console, events, lines, result, elapsed, out_dir, seed)
     console.print()
-    console.print(_commands_table(result.commands))
+    console.print(commands_table(result.commands))
     console.print()
-    console.print(_held_table(result.decisions))
+    console.print(held_table(result.decisions))
     present = {e["prospect"] for e in events}
     for pid in STORIES:
         if pid in present:  # fewer prospects than stories: only the first stories exist
-            _timeline(console, pid, events, result)
+            timeline(console, pid, events, result)
     return 0
 
 
@@ -111,7 +112,7 @@ def _reason_group(reason: str) -> str:
     return "request:*" if reason.startswith("request:") else reason
 
 
-def _commands_table(commands: list[Command]) -> Table:
+def commands_table(commands: list[Command]) -> Table:
     """Commands by reason (rows) and channel (columns): what the day's touches answered."""
     counts = Counter((_reason_group(c.reason), c.channel) for c in commands)
     by_reason = Counter(_reason_group(c.reason) for c in commands)
@@ -131,7 +132,7 @@ def _commands_table(commands: list[Command]) -> Table:
     return table
 
 
-def _held_table(decisions: list[Decision]) -> Table:
+def held_table(decisions: list[Decision]) -> Table:
     """Deferred and blocked decisions by the rule that stopped them."""
     held = Counter((d.rule or "?", d.verdict) for d in decisions if d.verdict != "sent")
     rules = Counter(d.rule or "?" for d in decisions if d.verdict != "sent")
@@ -153,10 +154,18 @@ def _held_table(decisions: list[Decision]) -> Table:
 _HIDDEN: Final = frozenset({"id", "type", "prospect", "ts", "email", "lead_source", "account"})
 
 
-def _timeline(console: Console, pid: str, events: list[EventDict], result: ReplayResult) -> None:
+def timeline(
+    console: Console,
+    pid: str,
+    events: list[EventDict],
+    result: ReplayResult,
+    *,
+    ended: datetime | None = None,
+) -> None:
     """Every event and every decision for one prospect, in time order, one short line each.
 
-    Times are the prospect's local time, because that is what quiet hours are about.
+    Times are the prospect's local time, because that is what quiet hours are about. With
+    `ended` (a live run), a deferral due after it says it was still waiting.
     """
     zone_name, blurb = STORIES[pid]
     zone = ZoneInfo(zone_name)
@@ -167,11 +176,14 @@ def _timeline(console: Console, pid: str, events: list[EventDict], result: Repla
         rows.append((_when(str(event["ts"])), 0, i, line))
     for i, d in enumerate(d for d in result.decisions if d.prospect == pid):
         style = _STYLE[d.verdict]
-        line = Text.assemble((f"{_MARK[d.verdict]} {d.channel:<6}{d.verdict:<9}", style))
+        line = Text.assemble((f"{_MARK[d.verdict]} {d.channel:<8} {d.verdict:<9}", style))
         if d.rule is not None:
             line.append(f"{d.rule} ", style=style)
         if d.until is not None:
-            line.append(f"to {_when(d.until).astimezone(zone):%a %H:%M} ", style=style)
+            until = _when(d.until)
+            line.append(f"to {until.astimezone(zone):%a %H:%M} ", style=style)
+            if ended is not None and until > ended:
+                line.append("(still waiting at the end) ", style="dim")
         line.append(f"· {d.reason}")
         command = commands.get(d.command or "")
         if command is not None and command.backup:
@@ -191,6 +203,8 @@ def _describe(event: EventDict) -> str:
         if key in _HIDDEN:
             continue
         text = str(value).removeprefix(SITE) if key == "url" else str(value)
+        if key == "command":  # a 32-digit id: its start is enough to match it by eye
+            text = text[:8] + "…"
         parts.append(f"{key}={text!r}" if key == "text" else f"{key}={text}")
     return " ".join(parts)
 

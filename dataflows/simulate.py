@@ -65,7 +65,7 @@ _PHONES: Final[tuple[tuple[str, str, str | None], ...]] = (
 )  # fmt: skip
 _SEGMENTS: Final = _table([("digital_native", 35), ("digital_adopter", 40), ("traditional", 25)])
 _LEAD_SOURCES: Final = ("webinar", "paid_search", "referral", "trade_show", "outbound", "organic")
-_SEQUENCES: Final = ("basic", "nurture", "enterprise")
+_SEQUENCES: Final = ("basic", "surround", "escalation", "sms_first", "email_first")
 _REQUEST_CHANNELS: Final = _table([
     ("auto", 30), ("email", 35), ("linkedin", 10), ("sms", 12), ("phone", 8), ("chat", 5)
 ])  # fmt: skip

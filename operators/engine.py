@@ -29,17 +29,19 @@ from operators.rules import QUIET_HOURS, Rules
 from operators.sequences import Sequencer
 from operators.state import (
     AUTO,
+    FLAG_ARBITRATE,
     FLAG_DEFERRABLE,
     FLAG_EXEMPT,
     FLAG_HELD,
     FLAG_SEQUENCE,
     FLAG_TRANSACTIONAL,
+    PRIORITY_SHIFT,
     Pending,
     ProspectState,
     command_key,
     seen_before,
 )
-from operators.timeutil import DAY_MS, HOUR_MS, format_ts, to_ms
+from operators.timeutil import DAY_MS, HOUR_MS, SECOND_MS, format_ts, to_ms
 
 # An output: (time it is about, per-prospect sequence number, record).
 Out = tuple[int, int, Command | Decision]
@@ -80,6 +82,7 @@ class Engine:
         self._sms = CHANNEL_INDEX["sms"]
         orch = policy.orchestration
         self._step_defer_ms = orch.step_max_defer_hours * HOUR_MS
+        self._arbitration_ms = policy.requests.arbitration_seconds * SECOND_MS
         self._throttle_ms = orch.trigger_throttle_hours * HOUR_MS
         self._deal_lost_ms = orch.deal_lost_cooldown_days * DAY_MS
         self._ctx_pages = lim.context_pages
@@ -133,6 +136,9 @@ class Engine:
     def fire_due(self, state: ProspectState, until: int, out: list[Out]) -> None:
         """Fire every deferred touch due at or before `until`, each deciding at its due time."""
         while state.pending and state.pending[0][0] <= until:
+            if state.pending[0][5] & FLAG_ARBITRATE:
+                self._arbitrate(state, out)
+                continue
             due, ch, reason, topic, cause, flags, first = state.pending.pop(0)
             if not state.pending:
                 state.pending = None  # deciding may defer again into a fresh list
@@ -143,6 +149,20 @@ class Engine:
                 self.sequencer.fire(state, item, now, out)
             else:
                 self._decide(state, ch, reason, topic, cause, flags, first, now, out)
+
+    def _arbitrate(self, state: ProspectState, out: list[Out]) -> None:
+        """An arbitration window closed: decide its requests by priority, then arrival."""
+        pending = state.pending or []
+        closes = pending[0][0]
+        batch = [p for p in pending if p[0] == closes and p[5] & FLAG_ARBITRATE]
+        rest = [p for p in pending if not (p[0] == closes and p[5] & FLAG_ARBITRATE)]
+        state.pending = rest or None
+        now = closes if closes > state.clock else state.clock
+        state.clock = now
+        batch.sort(key=_priority, reverse=True)  # stable: arrival order within a priority
+        for _due, ch, reason, topic, cause, flags, _first in batch:
+            plain = flags & ~(FLAG_ARBITRATE | 0xF << PRIORITY_SHIFT)
+            self._decide(state, ch, reason, topic, cause, plain, now, now, out)
 
     def next_due(self, state: ProspectState) -> int | None:
         """When the next deferred touch is due (ms), for live-mode wake-ups."""
@@ -294,7 +314,18 @@ class Engine:
         flags = FLAG_DEFERRABLE | (FLAG_TRANSACTIONAL if e.transactional else 0)
         reason = intern(f"request:{e.campaign}")
         topic = intern(e.topic) if e.topic is not None else None
-        self._decide(s, ch, reason, topic, e.id, flags, now, now, out)
+        if e.transactional or not self._arbitration_ms:
+            self._decide(s, ch, reason, topic, e.id, flags, now, now, out)
+            return
+        # Wait for the arbitration window (the one already open, or a new one from now).
+        closes = next(
+            (p[0] for p in s.pending or () if p[5] & FLAG_ARBITRATE and p[0] >= now),
+            now + self._arbitration_ms,
+        )
+        flags |= FLAG_ARBITRATE | e.priority << PRIORITY_SHIFT
+        pending = s.pending or []
+        bisect.insort(pending, (closes, ch, reason, topic, e.id, flags, closes), key=_pending_due)
+        s.pending = pending
 
     def _replied(self, s: ProspectState, e: ev.Replied, ts: int, now: int, out: list[Out]) -> None:
         ch = CHANNEL_INDEX[e.channel]
@@ -602,3 +633,7 @@ def _touch_ts(t: tuple[int, int, int, str | None]) -> int:
 
 def _pending_due(p: Pending) -> int:
     return p[0]
+
+
+def _priority(p: Pending) -> int:
+    return p[5] >> PRIORITY_SHIFT & 0xF

@@ -118,14 +118,19 @@ class Triggers(_Config, frozen=True):
 class Requests(_Config, frozen=True):
     """How `touch_request`s are decided.
 
-    `auto_order` is least intrusive first. A request stopped by a cap or the gap is deferred to
-    when capacity frees, if that is within `max_defer_hours`; otherwise it is blocked.
+    `auto_order` breaks ties between equally preferred channels (least intrusive first). A
+    request stopped by a cap or the gap is deferred to when capacity frees, if that is within
+    `max_defer_hours`; otherwise it is blocked. Requests arriving within `arbitration_seconds`
+    of the first in a window compete for the remaining capacity: when the window closes they
+    are decided by priority (higher first), then arrival; 0 decides each at once. Transactional
+    requests never wait.
     """
 
     auto_order: list[Channel] = field(
         default_factory=lambda: ["email", "linkedin", "chat", "sms", "phone"]
     )
     max_defer_hours: Count = 72
+    arbitration_seconds: Count = 60
 
 
 class Limits(_Config, frozen=True):

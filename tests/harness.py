@@ -28,11 +28,21 @@ def event(kind: str, at: int, prospect: str = "p", id: str | None = None, **fiel
     return decode_event(msgspec.json.encode(doc))
 
 
+def immediate(policy: Policy) -> Policy:
+    """`policy` with requests decided at once (no arbitration window), for rule tests."""
+    requests = msgspec.structs.replace(policy.requests, arbitration_seconds=0)
+    return msgspec.structs.replace(policy, requests=requests)
+
+
 class Prospect:
-    """One prospect's state plus the engine, collecting every output record in order."""
+    """One prospect's state plus the engine, collecting every output record in order.
+
+    Requests are decided at once unless a policy is given: the arbitration window has tests
+    of its own (test_priority.py); the other rules are clearer without it.
+    """
 
     def __init__(self, policy: Policy | None = None, prospect: str = "p") -> None:
-        self.engine = Engine(policy or load_policy())
+        self.engine = Engine(policy or immediate(load_policy()))
         self.state = ProspectState(prospect=prospect)
         self.records: list[Command | Decision] = []
 

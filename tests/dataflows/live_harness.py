@@ -44,6 +44,7 @@ exempt_own_action = true
 
 [requests]
 max_defer_hours = 0
+arbitration_seconds = 0
 
 [streams]
 prefix = "tft"

@@ -98,10 +98,11 @@ def test_alice_call_waits_for_quiet_hours_to_end(run: Run) -> None:
     )
 
 
-def test_bob_gets_two_chat_invites_then_a_cap_then_a_rep(run: Run) -> None:
+def test_bob_gets_one_chat_invite_however_often_he_reloads_pricing_then_a_rep(run: Run) -> None:
     commands, decisions = run.of("demo-bob")
     chats = [(d["verdict"], d["rule"]) for d in decisions if d["channel"] == "chat"]
-    assert chats == [("sent", None), ("sent", None), ("blocked", "cap.chat.week")]
+    throttled = ("blocked", "throttle.trigger")
+    assert chats == [("sent", None), throttled, throttled]
     deferred = next(d for d in decisions if d["reason"] == "request:case-study-fintech")
     assert (deferred["verdict"], deferred["rule"]) == ("deferred", "cap.total.day")
     handoff = [c for c in commands if c["channel"] == "rep"]
@@ -139,7 +140,7 @@ def test_same_seed_same_files(run: Run, tmp_path: Path) -> None:
 
 
 def test_cli_demo_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["demo", "--prospects", "12", "--seed", "1", "--out", str(tmp_path)])
+    status = main(["demo", "--replay", "--prospects", "12", "--seed", "1", "--out", str(tmp_path)])
     assert status == 0
     assert "demo-carol" in capsys.readouterr().out
     assert _read(tmp_path / "commands.jsonl")

@@ -66,8 +66,9 @@ total = 3
 hours = 24
 """
     from operators.policy import parse_policy
+    from tests.harness import immediate
 
-    p = Prospect(parse_policy(policy_text))
+    p = Prospect(immediate(parse_policy(policy_text)))
     p.ready()
     request(p, T0, "email")
     held = request(p, T0 + 23 * H, "email")

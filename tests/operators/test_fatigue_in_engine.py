@@ -1,15 +1,16 @@
 """Fatigue wired into decisions: unanswered touches saturate, then pause; engagement relieves."""
 
-from pathlib import Path
+import msgspec
 
-from operators.policy import Policy, parse_policy
-from tests.harness import T0, D, H, Prospect, request
+from operators.fatigue import FatigueConfig
+from operators.policy import Policy, load_policy
+from tests.harness import T0, D, H, Prospect, immediate, request
 
-DEFAULT = (Path(__file__).parents[2] / "config" / "default.toml").read_text()
 
-
-def _policy(fatigue: str) -> Policy:
-    return parse_policy(DEFAULT.replace("[streams]", f"[fatigue]\n{fatigue}\n\n[streams]"))
+def _policy(fatigue_toml: str) -> Policy:
+    """The default policy with the given fatigue settings (other fatigue keys at defaults)."""
+    cfg = msgspec.toml.decode(fatigue_toml, type=FatigueConfig)
+    return immediate(msgspec.structs.replace(load_policy(), fatigue=cfg))
 
 
 def test_unanswered_touches_pause_campaign_touches_but_not_triggers() -> None:

@@ -1,0 +1,304 @@
+"""`touchflow demo`: the live system on one screen, with nothing installed but the package.
+
+An embedded Redis; the flow as a `touchflow run` subprocess against it; a publisher thread that
+plays a simulated day of prospects onto the event streams in real time (squeezed into `seconds`,
+see `demo_tape`); a simulated sender thread that reads the command streams with its own consumer
+groups and answers like a provider (`sender`); and, on a terminal, a display that updates in
+place. When the stream is drained (or a few seconds after publishing ends) the flow is stopped
+with SIGTERM, which makes it write a final checkpoint, then Redis is read for the final summary
+and stopped. Every process is cleaned up however the demo ends, Ctrl-C and SIGTERM included.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Final
+
+import msgspec
+import redis
+from rich.console import Console
+from rich.live import Live
+
+from connectors.keys import Keys
+from connectors.redis_server import EmbeddedRedis
+from dataflows.demo_tape import Publisher, Tape, build_tape
+from dataflows.demo_view import Outcome, Watcher, panel, summary
+from dataflows.live import keys_for
+from dataflows.sender import Sender
+from operators.errors import TouchflowError
+from operators.policy import Policy, load_policy
+
+TAIL_S: Final = 6.0  # after publishing, wait at most this long for the stream to drain
+STOP_TIMEOUT_S: Final = 30.0
+START_TIMEOUT_S: Final = 30.0
+EXIT_INTERRUPTED: Final = 130
+
+
+class DemoError(TouchflowError):
+    """A part of the live demo failed (the flow did not start, or died)."""
+
+
+def run_live_demo(
+    *,
+    prospects: int,
+    seed: int,
+    seconds: float,
+    config: Path | None,
+    out_dir: Path,
+    console: Console | None = None,
+) -> int:
+    """Run the live demo, print its summary; files go to `out_dir`. Returns the exit status."""
+    if prospects < 1:
+        msg = f"demo: --prospects must be at least 1, got {prospects}"
+        raise ValueError(msg)
+    if not 2 <= seconds <= 600:
+        msg = f"demo: --seconds must be between 2 and 600, got {seconds}"
+        raise ValueError(msg)
+    policy = load_policy(config)  # a bad config fails before any process starts
+    keys = keys_for(policy)
+    if console is None:  # a file or pipe has no width: 100 columns keep timelines whole
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    demo = _Demo(keys, _compressed(policy, out_dir), out_dir)
+    interrupted = False
+    outcome: Outcome | None = None
+    with _interrupt_on_sigterm():
+        try:
+            demo.start()
+            demo.run(prospects, seed, seconds, console)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            with _signals_ignored():  # a second Ctrl-C must not leave processes behind
+                outcome = demo.stop(interrupted)
+    if outcome is not None:
+        summary(console, outcome)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if outcome is not None and outcome.flow_status == 0 else 1
+
+
+def _compressed(policy: Policy, out_dir: Path) -> Path:
+    """The flow's config for a day compressed into seconds: a 1 s arbitration window.
+
+    The default 60 s window would hold every campaign request past the end of the demo; all
+    other rules stay as configured. Written next to the outputs, so the run can be inspected.
+    """
+    requests = msgspec.structs.replace(
+        policy.requests, arbitration_seconds=min(1, policy.requests.arbitration_seconds)
+    )
+    path = out_dir / "flow.toml"
+    path.write_bytes(msgspec.toml.encode(msgspec.structs.replace(policy, requests=requests)))
+    return path
+
+
+class _Demo:
+    """The demo's processes and threads; `stop` ends all of them whatever state they are in."""
+
+    def __init__(self, keys: Keys, config: Path | None, out_dir: Path) -> None:
+        self.keys = keys
+        self.config = config
+        self.out_dir = out_dir
+        self.log = out_dir / "flow.log"
+        self.server: EmbeddedRedis | None = None
+        self.flow: subprocess.Popen[bytes] | None = None
+        self.clients: list[redis.Redis] = []
+        self.halt = threading.Event()
+        self.tape: Tape | None = None
+        self.started = 0.0
+        self.seconds = 0.0
+        self.seed = 0
+        self.publisher: Publisher | None = None
+        self.sender: Sender | None = None
+        self.sender_thread: threading.Thread | None = None
+        self.answers: IO[bytes] | None = None
+        self.watcher: Watcher | None = None
+
+    def start(self) -> None:
+        self.server = EmbeddedRedis()
+        self.server.start()
+        self.flow = _start_flow(self.server.url, self.config, self.log)
+
+    def _client(self) -> redis.Redis:
+        assert self.server is not None
+        client = redis.Redis.from_url(self.server.url)
+        self.clients.append(client)
+        return client
+
+    def run(self, prospects: int, seed: int, seconds: float, console: Console) -> None:
+        self.seconds = seconds
+        self.seed = seed
+        self.started = start = time.time() + 0.5
+        path = self.out_dir / "events.jsonl"
+        self.tape = tape = build_tape(
+            prospects, seed=seed, start=start, seconds=seconds, keys=self.keys, path=path
+        )
+        self.watcher = Watcher(self._client(), self.keys, since_ms=int(start * 1000))
+        self.answers = (self.out_dir / "answers.jsonl").open("wb")
+        self.sender = sender = Sender(
+            self._client(), self.keys, seed=seed, plain=tape.stories, log_to=self.answers
+        )
+        self.sender_thread = threading.Thread(
+            target=sender.run, args=(self.halt,), name="sender", daemon=True
+        )
+        self.publisher = Publisher(self._client(), self.keys, tape, start, self.halt)
+        self.sender_thread.start()
+        self.publisher.start()
+        if not console.is_terminal:
+            print(f"touchflow demo: running live for about {seconds:.0f} s…", file=sys.stderr)
+        live = Live(console=console, transient=True, auto_refresh=False)
+        with live if console.is_terminal else contextlib.nullcontext():
+            self._loop(lambda: live.update(panel(self._view()), refresh=True))
+
+    def _loop(self, show: Callable[[], None]) -> None:
+        """Refresh the counts until the stream is drained, or the tail after publishing is over."""
+        assert self.watcher is not None
+        assert self.publisher is not None
+        assert self.sender is not None
+        deadline = self.started + self.seconds + TAIL_S
+        calm = 0
+        while True:
+            self._check()
+            self.watcher.refresh()
+            show()
+            published = self.publisher.done.is_set()
+            quiet = self.watcher.drained and self.sender.scheduled == 0
+            calm = calm + 1 if published and quiet else 0
+            if calm >= 2 or (published and time.time() >= deadline):
+                return
+            time.sleep(0.25)
+
+    def _check(self) -> None:
+        if self.flow is not None and self.flow.poll() is not None:
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+            msg = f"touchflow run exited with status {self.flow.returncode}: " + " | ".join(tail)
+            raise DemoError(msg)
+        if self.publisher is not None and self.publisher.error is not None:
+            msg = f"the publisher failed: {self.publisher.error!r}"
+            raise DemoError(msg)
+        if self.sender_thread is not None and not self.sender_thread.is_alive():
+            msg = "the simulated sender stopped unexpectedly"
+            raise DemoError(msg)
+
+    def _view(self, *, flow_status: int | None = None, interrupted: bool = False) -> Outcome:
+        assert self.tape is not None
+        assert self.watcher is not None
+        assert self.publisher is not None
+        assert self.sender is not None
+        commands, answers, _ = self.sender.stats.snapshot()
+        return Outcome(
+            url=self.server.url if self.server is not None else "",
+            seed=self.seed,
+            flow_pid=self.flow.pid if self.flow is not None else 0,
+            started=self.started,
+            seconds=self.seconds,
+            now=time.time(),
+            tape=self.tape,
+            published=self.publisher.published,
+            stories_published=list(self.publisher.stories),
+            watcher=self.watcher,
+            sender_commands=commands,
+            sender_answers=answers,
+            sender_scheduled=self.sender.scheduled,
+            flow_status=flow_status,
+            interrupted=interrupted,
+            out_dir=self.out_dir,
+        )
+
+    def stop(self, interrupted: bool) -> Outcome | None:
+        """Stop threads, the flow (SIGTERM: final checkpoint), read the results, stop Redis."""
+        self.halt.set()
+        for thread in (self.publisher, self.sender_thread):
+            if thread is not None:
+                thread.join(timeout=10)
+        status = _stop_flow(self.flow) if self.flow is not None else None
+        outcome = None
+        try:
+            if self.watcher is not None and self.tape is not None:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    self.watcher.refresh()  # the backlog the final checkpoint left
+                    outcome = self._view(flow_status=status, interrupted=interrupted)
+                    outcome.collect(self.watcher.client, self.keys)
+        finally:
+            if self.answers is not None:
+                self.answers.close()
+            for client in self.clients:
+                client.close()
+            if self.server is not None:
+                self.server.stop()
+        return outcome
+
+
+def _start_flow(url: str, config: Path | None, log: Path) -> subprocess.Popen[bytes]:
+    """`touchflow run --redis URL` in its own session, so Ctrl-C reaches only the demo, which
+    then stops it with SIGTERM; returns once it logs that it is live."""
+    cmd = [sys.executable, "-m", "dataflows.cli", "run", "--redis", url]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while b"touchflow live on" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                msg = f"touchflow run did not start (see {log}): " + " | ".join(tail)
+                raise DemoError(msg)
+            time.sleep(0.05)
+    except BaseException:
+        _stop_flow(proc)
+        raise
+    return proc
+
+
+def _stop_flow(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (the flow writes a final checkpoint and exits 0); SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the demo as Ctrl-C does, with the same cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ignored = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous: dict[int, Any] = {s: signal.signal(s, signal.SIG_IGN) for s in ignored}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

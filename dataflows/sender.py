@@ -1,0 +1,369 @@
+"""A simulated sender: reads the command streams as a real one would, answers like a provider.
+
+It is the other side of CONTRACT.md section 6 for `touchflow demo` and the tests. Each channel's
+command stream is read by its own consumer group (`<prefix>-sender-<channel>`), with XREADGROUP:
+first the entries this consumer was given but never acknowledged (after a restart), then new ones.
+A command is acknowledged (XACK) once it is carried out, i.e. when its `touch_sent`, or its
+`touch_failed`, is published onto the event streams. Provider-like callbacks follow after small
+delays: `delivered`, `opened`, `clicked`, `replied`, `bounce`, `call_outcome`.
+
+What happens to a command is a pure function of the seed and the command id, and every answer's id
+derives from the command id, so a command delivered twice is answered twice with the same event
+ids, which the flow's idempotency drops. Handoffs (channel `rep`) are for people: acknowledged,
+never answered.
+"""
+
+import argparse
+import heapq
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Final
+
+import orjson
+import redis
+from redis.exceptions import ConnectionError, TimeoutError
+
+from connectors.keys import OUT_CHANNELS, Keys, shard_of
+from connectors.redis_source import ensure_group
+from operators.events import CHANNELS
+from operators.timeutil import format_ts
+
+log = logging.getLogger(__name__)
+
+EventDict = dict[str, object]
+# A planned answer: (seconds after the command was read, the event without its `ts`).
+Answer = tuple[float, EventDict]
+
+SITE: Final = "https://example.com"
+_PAGES: Final = ("/pricing", "/features", "/customers", "/blog/outreach-fatigue")
+_OUTCOMES: Final = (("answered", 25), ("voicemail", 30), ("no_answer", 35), ("busy", 7))
+_SENTIMENTS: Final = (
+    ("positive", 30, "Thanks, this looks useful. Can we talk next week?"),
+    ("neutral", 30, "Can you send me the pricing sheet?"),
+    ("negative", 15, "Not interested, please stop contacting me."),
+    ("out_of_office", 25, "I am out of the office until Monday."),
+)
+_SMS_STOP: Final = ("STOP", "stop", "UNSUBSCRIBE")
+
+
+def group_name(keys: Keys, channel: str) -> str:
+    """The sender's consumer group on one channel's command stream."""
+    return f"{keys.prefix}-sender-{channel}"
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How often each answer happens (probabilities) and how long it takes (`delay_scale`)."""
+
+    failed: float = 0.03  # the sender cannot carry the command out: `touch_failed`
+    bounce: Mapping[str, float] = field(default_factory=lambda: {"email": 0.04, "sms": 0.02})
+    hard_bounce: float = 0.4
+    delivered: float = 0.97
+    opened: float = 0.4  # email, once delivered
+    clicked: float = 0.3  # once opened
+    replied: Mapping[str, float] = field(
+        default_factory=lambda: {"email": 0.05, "sms": 0.06, "chat": 0.12, "linkedin": 0.08}
+    )
+    stop_keyword: float = 0.35  # of sms replies: a bare STOP rather than words
+    delay_scale: float = 1.0  # 0 answers at once (tests); delays are ~0.1-3 s at 1
+
+    def __post_init__(self) -> None:
+        rates = [self.failed, self.hard_bounce, self.delivered, self.opened, self.clicked]
+        rates += [self.stop_keyword, *self.bounce.values(), *self.replied.values()]
+        if not all(0.0 <= p <= 1.0 for p in rates) or self.delay_scale < 0:
+            msg = f"sender: probabilities must be in [0, 1] and delay_scale >= 0, got {self}"
+            raise ValueError(msg)
+
+
+# Answers only confirm: used for prospects whose own script already says what they do.
+CONFIRM_ONLY: Final = Behaviour(failed=0.0, bounce={}, delivered=0.0, replied={})
+
+
+def _weighted(rand: Callable[[], float], table: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    x = rand() * sum(row[1] for row in table)
+    for row in table:
+        x -= row[1]
+        if x < 0:
+            return row
+    return table[-1]
+
+
+def plan(command: Mapping[str, Any], *, seed: int, behaviour: Behaviour) -> list[Answer]:
+    """The answers to one command, in time order; empty for a handoff or an unknown channel."""
+    cid, channel, prospect = str(command["id"]), command["channel"], command["prospect"]
+    if channel not in CHANNELS:
+        return []
+    rand = random.Random(f"{seed}:{cid}").random
+    b = behaviour
+    out: list[Answer] = []
+
+    def add(at: float, kind: str, **fields: object) -> None:
+        event: EventDict = {"id": f"{cid}:{kind}", "type": kind, "prospect": prospect}
+        event.update(fields)
+        out.append((at * b.delay_scale, event))
+
+    t = 0.05 + rand() * 0.25
+    if rand() < b.failed:
+        add(t, "touch_failed", channel=channel, command=cid)
+        return out
+    sent: EventDict = {"channel": channel, "command": cid, "by": "automation"}
+    if command.get("topic"):
+        sent["topic"] = command["topic"]
+    add(t, "touch_sent", **sent)
+    if rand() < b.bounce.get(channel, 0.0):
+        add(t + 0.1 + rand() * 0.4, "bounce", channel=channel, hard=rand() < b.hard_bounce)
+        return out
+    if channel == "phone":
+        if b.delivered:  # a call's outcome is its delivery report
+            outcome = _weighted(rand, _OUTCOMES)[0]
+            add(t + 0.3 + rand() * 1.2, "call_outcome", outcome=outcome, command=cid)
+        return out
+    if rand() >= b.delivered:
+        return out
+    t += 0.1 + rand() * 0.5
+    add(t, "delivered", channel=channel, command=cid)
+    if channel == "email" and rand() < b.opened:
+        t += 0.3 + rand() * 1.7
+        add(t, "opened", channel=channel, command=cid)
+        if rand() < b.clicked:
+            url = f"{SITE}{_PAGES[int(rand() * len(_PAGES))]}?utm_source=email"
+            add(t + 0.1 + rand() * 0.7, "clicked", channel=channel, url=url, command=cid)
+    if rand() < b.replied.get(channel, 0.0):
+        at = t + 0.5 + rand() * 2.0
+        if channel == "sms" and rand() < b.stop_keyword:
+            add(at, "replied", channel=channel, text=_SMS_STOP[int(rand() * len(_SMS_STOP))])
+        else:
+            sentiment, _, text = _weighted(rand, _SENTIMENTS)
+            add(at, "replied", channel=channel, text=text, sentiment=sentiment)
+    return out
+
+
+class SenderStats:
+    """Counters the demo's live display reads from another thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.commands: Counter[str] = Counter()  # read, by channel
+        self.answers: Counter[str] = Counter()  # published, by event type
+        self.acked = 0
+
+    def count(self, commands: Counter[str], answers: Counter[str], acked: int) -> None:
+        with self._lock:
+            self.commands.update(commands)
+            self.answers.update(answers)
+            self.acked += acked
+
+    def snapshot(self) -> tuple[Counter[str], Counter[str], int]:
+        with self._lock:
+            return Counter(self.commands), Counter(self.answers), self.acked
+
+
+# A scheduled answer: (due time, sequence, event, the command entry it acknowledges).
+_Item = tuple[float, int, EventDict, tuple[str, bytes] | None]
+
+
+class Sender:
+    """Reads commands (one consumer group per channel) and publishes answers when they are due.
+
+    The client is the caller's (and closed by the caller). `plain` names prospects that get only a
+    `touch_sent`. `clock` gives wall-clock seconds; answers carry it as their `ts`.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        seed: int = 0,
+        behaviour: Behaviour | None = None,
+        plain: Collection[str] = (),
+        consumer: str = "sender-1",
+        channels: Sequence[str] = OUT_CHANNELS,
+        batch: int = 256,
+        log_to: IO[bytes] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        unknown = set(channels) - set(OUT_CHANNELS)
+        if unknown or batch < 1:
+            msg = f"sender: unknown channels {sorted(unknown)} or batch {batch} < 1"
+            raise ValueError(msg)
+        self._r: Any = client
+        self._keys = keys
+        self._seed = seed
+        self._behaviour = behaviour or Behaviour()
+        self._plain = frozenset(plain)
+        self._consumer = consumer
+        self._channels = tuple(channels)
+        self._batch = batch
+        self._log = log_to
+        self._clock = clock
+        self._queue: list[_Item] = []
+        self._seq = 0
+        # Own pending entries first (cursor), then new ones (None: read ">").
+        self._cursor: dict[str, bytes | None] = dict.fromkeys(self._channels, b"0")
+        self.stats = SenderStats()
+        for channel in self._channels:
+            ensure_group(client, keys.commands(channel), group_name(keys, channel))
+
+    @property
+    def scheduled(self) -> int:
+        """Answers planned but not yet published."""
+        return len(self._queue)
+
+    def next_due(self) -> float | None:
+        return self._queue[0][0] if self._queue else None
+
+    def poll(self) -> int:
+        """Read the commands waiting on every channel, plan their answers; returns how many."""
+        now = self._clock()
+        read: Counter[str] = Counter()
+        acks: list[tuple[str, bytes]] = []
+        caught_up = []  # channels whose backlog just ran out read their new entries at once
+        for channel, entries in self._read(self._channels):
+            if self._cursor[channel] is not None:
+                self._cursor[channel] = entries[-1][0] if entries else None
+                if not entries:
+                    caught_up.append(channel)
+            self._take(channel, entries, now, read, acks)
+        for channel, entries in self._read(caught_up):
+            self._take(channel, entries, now, read, acks)
+        if acks:
+            self._ack(acks)
+        self.stats.count(read, Counter(), len(acks))
+        return read.total()
+
+    def _read(self, channels: Sequence[str]) -> list[tuple[str, list[tuple[bytes, Any]]]]:
+        """One XREADGROUP per channel, pipelined: own pending entries (cursor), else new ones."""
+        if not channels:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for channel in channels:
+            cursor = self._cursor[channel]
+            pipe.xreadgroup(
+                group_name(self._keys, channel),
+                self._consumer,
+                {self._keys.commands(channel): cursor if cursor is not None else ">"},
+                count=self._batch,
+            )
+        replies = pipe.execute()
+        return [
+            (channel, list(reply[0][1]) if reply else [])
+            for channel, reply in zip(channels, replies, strict=True)
+        ]
+
+    def _take(
+        self,
+        channel: str,
+        entries: list[tuple[bytes, Any]],
+        now: float,
+        read: Counter[str],
+        acks: list[tuple[str, bytes]],
+    ) -> None:
+        for entry_id, fields in entries:
+            read[channel] += 1
+            ack = (channel, entry_id)
+            raw = fields.get(b"command", b"") if fields else b""  # None: deleted while pending
+            if not self._schedule(now, raw, ack):
+                acks.append(ack)  # a handoff or an unreadable entry: nothing to carry out
+
+    def _schedule(self, now: float, raw: bytes, ack: tuple[str, bytes]) -> bool:
+        try:
+            command = orjson.loads(raw)
+            prospect = command["prospect"]
+            behaviour = CONFIRM_ONLY if prospect in self._plain else self._behaviour
+            answers = plan(command, seed=self._seed, behaviour=behaviour)
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("sender: unreadable command entry %s: %s", ack[1], exc)
+            return False
+        for n, (delay, event) in enumerate(answers):
+            self._seq += 1
+            heapq.heappush(self._queue, (now + delay, self._seq, event, ack if n == 0 else None))
+        return bool(answers)
+
+    def _ack(self, acks: list[tuple[str, bytes]]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for channel, entry_id in acks:
+            pipe.xack(self._keys.commands(channel), group_name(self._keys, channel), entry_id)
+        pipe.execute()
+
+    def flush(self) -> int:
+        """Publish every answer that is due, acknowledging the commands they carry out."""
+        now = self._clock()
+        queue = self._queue
+        if not queue or queue[0][0] > now:
+            return 0
+        ts = format_ts(int(now * 1000))
+        pipe = self._r.pipeline(transaction=False)
+        published: Counter[str] = Counter()
+        lines = []
+        acked = 0
+        while queue and queue[0][0] <= now:
+            _due, _seq, planned, ack = heapq.heappop(queue)
+            event = {"id": "", "type": "", "prospect": "", "ts": ts} | planned
+            line = orjson.dumps(event)
+            shard = shard_of(str(event["prospect"]), self._keys.shards)
+            pipe.xadd(self._keys.events(shard), {"event": line})
+            if ack is not None:
+                channel, entry_id = ack
+                group = group_name(self._keys, channel)
+                pipe.xack(self._keys.commands(channel), group, entry_id)
+                acked += 1
+            published[str(event["type"])] += 1
+            lines.append(line)
+        pipe.execute()
+        if self._log is not None:
+            self._log.writelines(line + b"\n" for line in lines)
+        self.stats.count(Counter(), published, acked)
+        return len(lines)
+
+    def step(self) -> int:
+        """One round: read new commands, publish what is due; returns answers published."""
+        self.poll()
+        return self.flush()
+
+    def run(self, stop: threading.Event, interval: float = 0.02) -> None:
+        """Step until `stop` is set; a Redis hiccup is waited out, never fatal."""
+        backoff = interval
+        while not stop.is_set():
+            try:
+                self.step()
+                backoff = interval
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                log.warning("sender: Redis unavailable (%s); retrying", exc)
+                backoff = min(2.0, backoff * 2)
+            due = self.next_due()
+            wait = backoff if due is None else min(backoff, max(0.0, due - self._clock()))
+            stop.wait(wait)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dataflows.sender --redis URL`: answer a live flow's commands until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m dataflows.sender", description=__doc__)
+    parser.add_argument("--redis", required=True, metavar="URL")
+    parser.add_argument("--config", default=None, help="policy TOML, for the key prefix/shards")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from dataflows.live import keys_for
+    from operators.policy import load_policy
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    client = redis.Redis.from_url(args.redis)
+    sender = Sender(client, keys_for(load_policy(args.config)), seed=args.seed)
+    try:
+        sender.run(threading.Event())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+        commands, answers, _ = sender.stats.snapshot()
+        log.info("sender: %d commands read, answers %s", commands.total(), dict(answers))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
