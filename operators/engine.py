@@ -7,24 +7,16 @@ drop duplicates. Every candidate touch leaves exactly one decision record per co
 """
 
 import bisect
-import hashlib
 from collections.abc import Callable
 from sys import intern
 from typing import Any, Final
 
 from operators import events as ev
-from operators import fatigue, preference
+from operators import preference
+from operators.emit import Emitter, Out, command_id
 from operators.events import CHANNEL_INDEX, CHANNELS
+from operators.facts import FactHandlers
 from operators.policy import Policy
-from operators.records import (
-    ACTION_FOR_CHANNEL,
-    Command,
-    Context,
-    Decision,
-    LastReply,
-    OutChannel,
-    RecentTouch,
-)
 from operators.rules import QUIET_HOURS, Rules
 from operators.sequences import Sequencer
 from operators.state import (
@@ -41,10 +33,9 @@ from operators.state import (
     command_key,
     seen_before,
 )
-from operators.timeutil import DAY_MS, HOUR_MS, SECOND_MS, format_ts, to_ms
+from operators.timeutil import DAY_MS, HOUR_MS, SECOND_MS, to_ms
 
-# An output: (time it is about, per-prospect sequence number, record).
-Out = tuple[int, int, Command | Decision]
+__all__ = ["Engine", "Out", "command_id"]
 
 REASON_REPLY: Final = "reply"
 THROTTLE: Final = "throttle.trigger"
@@ -52,13 +43,7 @@ _FORM, _PRICING, _PROPOSAL = 0, 1, 2
 _TRIGGER_REASONS: Final = ("trigger:form_submit", "trigger:pricing_page", "trigger:proposal_view")
 
 
-def command_id(prospect: str, cause: str, channel: str, reason: str) -> str:
-    """Deterministic id: the same cause always yields the same command id."""
-    key = "\x1f".join((prospect, cause, channel, reason)).encode()
-    return hashlib.blake2b(key, digest_size=16).hexdigest()
-
-
-class Engine:
+class Engine(FactHandlers, Emitter):
     """The contact rules applied to prospect state. Stateless itself; safe to share."""
 
     def __init__(self, policy: Policy) -> None:
@@ -168,100 +153,6 @@ class Engine:
         """When the next deferred touch is due (ms), for live-mode wake-ups."""
         return state.pending[0][0] if state.pending else None
 
-    # -- facts about the prospect ---------------------------------------------------------------
-
-    def _profile(self, s: ProspectState, e: ev.Profile, ts: int, now: int, out: list[Out]) -> None:
-        # Interned: the same few zones, regions and segments recur across millions of prospects.
-        if e.timezone is not None:
-            s.timezone = intern(e.timezone)
-        if e.phone is not None:
-            s.phone = e.phone
-        if e.region is not None:
-            s.region = intern(e.region.upper())
-        if e.segment is not None:
-            s.segment = intern(e.segment)
-
-    def _consent(self, s: ProspectState, e: ev.Consent, ts: int, now: int, out: list[Out]) -> None:
-        bit = 1 << CHANNEL_INDEX[e.channel]
-        s.consent = s.consent | bit if e.granted else s.consent & ~bit
-
-    def _opt_out(self, s: ProspectState, e: ev.OptOut, ts: int, now: int, out: list[Out]) -> None:
-        s.fatigue = fatigue.on_opt_out(s.fatigue, now, self._fatigue)
-        if e.channel == "all":
-            s.opted_out_all = True
-            self.sequencer.exit_all(s, now, out)
-        else:
-            s.opted_out |= 1 << CHANNEL_INDEX[e.channel]
-
-    def _do_not_contact(
-        self, s: ProspectState, e: ev.DoNotContact, ts: int, now: int, out: list[Out]
-    ) -> None:
-        s.do_not_contact = True
-        self.sequencer.exit_all(s, now, out)
-
-    def _bounce(self, s: ProspectState, e: ev.Bounce, ts: int, now: int, out: list[Out]) -> None:
-        if e.hard:
-            s.bounced |= 1 << CHANNEL_INDEX[e.channel]
-
-    def _complaint(
-        self, s: ProspectState, e: ev.Complaint, ts: int, now: int, out: list[Out]
-    ) -> None:
-        s.complained |= 1 << CHANNEL_INDEX[e.channel]
-        s.complaint_until = max(s.complaint_until, now + self.rules.complaint_ms)
-        s.fatigue = fatigue.on_complaint(s.fatigue, now, self._fatigue)
-        self.sequencer.exit_all(s, now, out)
-
-    def _preference(
-        self, s: ProspectState, e: ev.Preference, ts: int, now: int, out: list[Out]
-    ) -> None:
-        ch = CHANNEL_INDEX[e.channel]
-        if e.stance == "avoid":
-            s.avoid |= 1 << ch
-            s.only = AUTO if s.only == ch else s.only
-            s.prefer = AUTO if s.prefer == ch else s.prefer
-        else:
-            s.avoid &= ~(1 << ch)
-            if e.stance == "only":
-                s.only = ch
-            else:
-                s.prefer = ch
-                s.only = AUTO if s.only not in (AUTO, ch) else s.only
-
-    def _clicked(self, s: ProspectState, e: ev.Clicked, ts: int, now: int, out: list[Out]) -> None:
-        s.engaged_at = max(s.engaged_at, ts)
-        s.responded_at = max(s.responded_at, ts)
-        self._answered(s, CHANNEL_INDEX[e.channel], ts)
-        if e.url is not None and self._ctx_clicks:
-            clicks = s.clicks or []
-            clicks.append(e.url)
-            s.clicks = clicks[-self._ctx_clicks :]
-
-    # -- reservations (rule 5) ------------------------------------------------------------------
-
-    def _touch_sent(
-        self, s: ProspectState, e: ev.TouchSent, ts: int, now: int, out: list[Out]
-    ) -> None:
-        key = command_key(e.command) if e.command else 0
-        touches = s.touches or []
-        if key and any(t[2] == key for t in touches):
-            return  # confirms our own reservation: already counted
-        bisect.insort(touches, (ts, CHANNEL_INDEX[e.channel], key, e.topic), key=_touch_ts)
-        s.touches = touches
-        self._prune(s, now)
-
-    def _touch_failed(
-        self, s: ProspectState, e: ev.TouchFailed, ts: int, now: int, out: list[Out]
-    ) -> None:
-        key = command_key(e.command)
-        if s.touches:
-            s.touches = [t for t in s.touches if t[2] != key] or None
-
-    def _prune(self, s: ProspectState, now: int) -> None:
-        touches = s.touches
-        if touches and touches[0][0] <= now - self.rules.horizon_ms:
-            since = now - self.rules.horizon_ms
-            s.touches = [t for t in touches if t[0] > since] or None
-
     # -- triggers, replies, requests ------------------------------------------------------------
 
     def _page_view(
@@ -353,41 +244,9 @@ class Engine:
         else:
             self._handoff(s, e.id, now, out)
 
-    def _opened(self, s: ProspectState, e: ev.Opened, ts: int, now: int, out: list[Out]) -> None:
-        s.engaged_at = max(s.engaged_at, ts)
-        self._answered(s, CHANNEL_INDEX[e.channel], ts)
-
-    def _call_outcome(
-        self, s: ProspectState, e: ev.CallOutcome, ts: int, now: int, out: list[Out]
-    ) -> None:
-        if e.outcome == "answered":
-            s.engaged_at = max(s.engaged_at, ts)
-            s.responded_at = max(s.responded_at, ts)
-            self._answered(s, CHANNEL_INDEX["phone"], ts)
-
     def _enroll(self, s: ProspectState, e: ev.Enroll, ts: int, now: int, out: list[Out]) -> None:
         self.sequencer.enroll(s, e.sequence, e.id, now, out)
         self.fire_due(s, now, out)  # a first step due at once goes at once
-
-    def _unenroll(
-        self, s: ProspectState, e: ev.Unenroll, ts: int, now: int, out: list[Out]
-    ) -> None:
-        self.sequencer.unenroll(s, e.sequence, now, out)
-
-    def _meeting_booked(
-        self, s: ProspectState, e: ev.MeetingBooked, ts: int, now: int, out: list[Out]
-    ) -> None:
-        s.booked_at = max(s.booked_at, ts)
-        self.sequencer.exit_all(s, now, out)
-
-    def _deal_closed(
-        self, s: ProspectState, e: ev.DealClosed, ts: int, now: int, out: list[Out]
-    ) -> None:
-        self.sequencer.exit_all(s, now, out)
-        if e.won:
-            s.customer = True
-        else:
-            s.deal_lost_until = max(s.deal_lost_until, now + self._deal_lost_ms)
 
     def _handoff(self, s: ProspectState, cause: str, now: int, out: list[Out]) -> None:
         """Hand the conversation to a person: not a touch, so no cap; only a full stop blocks it."""
@@ -470,25 +329,6 @@ class Engine:
         order = preference.apply_stances(learned, s.only, s.prefer, s.avoid)
         return order or self._auto_order
 
-    # -- learning from answers ------------------------------------------------------------------
-
-    def _answered(self, s: ProspectState, ch: int, ts: int) -> None:
-        """An open, click, reply or answered call: credit the open touch, relieve fatigue."""
-        tracked = preference.track_response(s.open_touches, s.answers, ch, ts, self._pref)
-        self._learned(s, tracked)
-        s.fatigue = fatigue.on_engagement(s.fatigue, ts, self._fatigue)
-
-    def _settle(self, s: ProspectState, now: int) -> None:
-        """Touches whose answer window closed unanswered become misses (and raise fatigue)."""
-        self._learned(s, preference.settle(s.open_touches, s.answers, now, self._pref))
-
-    def _learned(self, s: ProspectState, tracked: preference.Attribution) -> None:
-        s.open_touches, s.answers = tracked.track, tracked.stats
-        for ch, at, declining in tracked.misses:
-            s.fatigue = fatigue.on_unanswered_touch(
-                s.fatigue, ch, at, self._fatigue, declining=declining
-            )
-
     def _hold(
         self,
         s: ProspectState,
@@ -540,91 +380,6 @@ class Engine:
         self._prune(s, now)
         tracked = preference.track_touch(s.open_touches, s.answers, ch, now, self._pref)
         self._learned(s, tracked)
-
-    # -- records ----------------------------------------------------------------------------------
-
-    def _emit_command(
-        self,
-        s: ProspectState,
-        now: int,
-        channel: OutChannel,
-        reason: str,
-        topic: str | None,
-        backup: str | None,
-        cause: str,
-        out: list[Out],
-    ) -> str:
-        cid = command_id(s.prospect, cause, channel, reason)
-        ts = format_ts(now)
-        command = Command(
-            id=cid,
-            prospect=s.prospect,
-            ts=ts,
-            channel=channel,
-            action=ACTION_FOR_CHANNEL[channel],
-            reason=reason,
-            topic=topic,
-            backup=backup,
-            context=self._context(s),
-        )
-        s.seq += 1
-        out.append((now, s.seq, command))
-        self._emit_decision(s, now, channel, reason, "sent", out, command=cid)
-        return cid
-
-    def _emit_decision(
-        self,
-        s: ProspectState,
-        now: int,
-        channel: OutChannel,
-        reason: str,
-        verdict: str,
-        out: list[Out],
-        *,
-        rule: str | None = None,
-        until: int | None = None,
-        command: str | None = None,
-    ) -> None:
-        s.seq += 1
-        record = Decision(
-            prospect=s.prospect,
-            ts=format_ts(now),
-            channel=channel,
-            reason=reason,
-            verdict=verdict,  # type: ignore[arg-type]
-            rule=rule,
-            until=format_ts(until) if until is not None else None,
-            command=command,
-        )
-        out.append((now, s.seq, record))
-
-    def _record(
-        self,
-        s: ProspectState,
-        now: int,
-        channel: str,
-        reason: str,
-        verdict: str,
-        out: list[Out],
-        rule: str,
-        until: int | None = None,
-    ) -> None:
-        self._emit_decision(s, now, channel, reason, verdict, out, rule=rule, until=until)  # type: ignore[arg-type]
-
-    def _context(self, s: ProspectState) -> Context:
-        n = self._ctx_touches
-        recent = s.touches[-n:] if s.touches and n else ()
-        reply = s.last_reply
-        return Context(
-            touches=[RecentTouch(CHANNELS[t[1]], format_ts(t[0]), t[3]) for t in recent],
-            clicks=list(s.clicks or ()),
-            pages=list(s.pages or ()),
-            last_reply=(
-                LastReply(CHANNELS[reply[0]], format_ts(reply[1]), reply[2], reply[3])
-                if reply is not None
-                else None
-            ),
-        )
 
 
 def _touch_ts(t: tuple[int, int, int, str | None]) -> int:
