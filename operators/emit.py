@@ -46,6 +46,7 @@ class Emitter:
         backup: str | None,
         cause: str,
         out: list[Out],
+        template: str | None = None,
     ) -> str:
         cid = command_id(s.prospect, cause, channel, reason)
         ts = format_ts(now)
@@ -59,6 +60,7 @@ class Emitter:
             topic=topic,
             backup=backup,
             context=self._context(s),
+            template=template,
         )
         s.seq += 1
         out.append((now, s.seq, command))

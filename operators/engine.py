@@ -18,10 +18,11 @@ from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.facts import FactHandlers
 from operators.policy import Policy
 from operators.rules import QUIET_HOURS, Rules
-from operators.sequences import Sequencer
+from operators.sequences import ESCALATE_PHONE, ESCALATE_SMS, Sequencer
 from operators.state import (
     AUTO,
     FLAG_ARBITRATE,
+    FLAG_BRANCH,
     FLAG_DEFERRABLE,
     FLAG_EXEMPT,
     FLAG_HELD,
@@ -68,6 +69,8 @@ class Engine(FactHandlers, Emitter):
         orch = policy.orchestration
         self._step_defer_ms = orch.step_max_defer_hours * HOUR_MS
         self._arbitration_ms = policy.requests.arbitration_seconds * SECOND_MS
+        self._open_watch_ms = orch.opened_no_click_hours * HOUR_MS
+        self._click_watch_ms = orch.clicked_no_reply_hours * HOUR_MS
         self._throttle_ms = orch.trigger_throttle_hours * HOUR_MS
         self._deal_lost_ms = orch.deal_lost_cooldown_days * DAY_MS
         self._ctx_pages = lim.context_pages
@@ -88,9 +91,9 @@ class Engine(FactHandlers, Emitter):
             ev.TouchRequest: self._touch_request,
             ev.TouchSent: self._touch_sent,
             ev.TouchFailed: self._touch_failed,
-            ev.Clicked: self._clicked,
+            ev.Clicked: self._clicked_then_watch,
             ev.Replied: self._replied,
-            ev.Opened: self._opened,
+            ev.Opened: self._opened_then_watch,
             ev.CallOutcome: self._call_outcome,
             ev.Enroll: self._enroll,
             ev.Unenroll: self._unenroll,
@@ -132,6 +135,9 @@ class Engine(FactHandlers, Emitter):
             if flags & FLAG_SEQUENCE:
                 item = (due, ch, reason, topic, cause, flags, first)
                 self.sequencer.fire(state, item, now, out)
+            elif flags & FLAG_BRANCH:
+                item = (due, ch, reason, topic, cause, flags, first)
+                self.sequencer.follow_up(state, item, now, out)
             else:
                 self._decide(state, ch, reason, topic, cause, flags, first, now, out)
 
@@ -248,6 +254,22 @@ class Engine(FactHandlers, Emitter):
         self.sequencer.enroll(s, e.sequence, e.id, now, out)
         self.fire_due(s, now, out)  # a first step due at once goes at once
 
+    # -- response branching ---------------------------------------------------------------------
+
+    def _opened_then_watch(
+        self, s: ProspectState, e: ev.Opened, ts: int, now: int, out: list[Out]
+    ) -> None:
+        self._opened(s, e, ts, now, out)
+        if e.channel == "email" and e.command and s.sequences:
+            self.sequencer.watch(s, e.command, ESCALATE_SMS, ts + self._open_watch_ms)
+
+    def _clicked_then_watch(
+        self, s: ProspectState, e: ev.Clicked, ts: int, now: int, out: list[Out]
+    ) -> None:
+        self._clicked(s, e, ts, now, out)
+        if e.channel == "email" and e.command and s.sequences:
+            self.sequencer.watch(s, e.command, ESCALATE_PHONE, ts + self._click_watch_ms)
+
     def _handoff(self, s: ProspectState, cause: str, now: int, out: list[Out]) -> None:
         """Hand the conversation to a person: not a touch, so no cap; only a full stop blocks it."""
         rule = None
@@ -274,15 +296,16 @@ class Engine(FactHandlers, Emitter):
         first: int,
         now: int,
         out: list[Out],
+        template: str | None = None,
     ) -> str:
         """Send, defer or block one candidate touch, leaving its decision record; the verdict."""
         if s.open_touches is not None:
             self._settle(s, now)
         if ch == AUTO:
-            return self._decide_auto(s, reason, topic, cause, flags, first, now, out)
+            return self._decide_auto(s, reason, topic, cause, flags, first, now, out, template)
         rule, retry = self.rules.verdict(s, ch, now, flags)
         if rule is None:
-            self._send(s, ch, reason, topic, None, cause, now, out)
+            self._send(s, ch, reason, topic, None, cause, now, out, template)
             return "sent"
         return self._hold(s, ch, ch, rule, retry, reason, topic, cause, flags, first, now, out)
 
@@ -296,6 +319,7 @@ class Engine(FactHandlers, Emitter):
         first: int,
         now: int,
         out: list[Out],
+        template: str | None = None,
     ) -> str:
         """`auto`: the first allowed channel in preference order, the next allowed as backup."""
         verdicts: list[tuple[int, str | None, int | None]] = []
@@ -309,7 +333,7 @@ class Engine(FactHandlers, Emitter):
                     break
         if allowed:
             backup = CHANNELS[allowed[1]] if len(allowed) > 1 else None
-            self._send(s, allowed[0], reason, topic, backup, cause, now, out)
+            self._send(s, allowed[0], reason, topic, backup, cause, now, out, template)
             return "sent"
         waiting = [(retry, ch, rule) for ch, rule, retry in verdicts if retry is not None]
         held = verdicts[0]  # nothing will clear by itself: block on the first channel's rule
@@ -371,9 +395,10 @@ class Engine(FactHandlers, Emitter):
         cause: str,
         now: int,
         out: list[Out],
+        template: str | None = None,
     ) -> None:
         """Emit the command and reserve the touch at once (rule 5: counted from emission)."""
-        cid = self._emit_command(s, now, CHANNELS[ch], reason, topic, backup, cause, out)
+        cid = self._emit_command(s, now, CHANNELS[ch], reason, topic, backup, cause, out, template)
         touches = s.touches or []
         touches.append((now, ch, command_key(cid), topic))
         s.touches = touches

@@ -175,6 +175,8 @@ class Orchestration(_Config, frozen=True):
     deal_lost_cooldown_days: Count = 90
     trigger_throttle_hours: Count = 24
     step_max_defer_hours: Count = 48
+    opened_no_click_hours: Count = 48  # an opened sequence email, no click: sms follow-up
+    clicked_no_reply_hours: Count = 48  # a clicked sequence email, no reply: a call
 
 
 class Streams(_Config, frozen=True):

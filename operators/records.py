@@ -59,6 +59,7 @@ class Command(Struct, frozen=True, gc=False):
     topic: str | None
     backup: str | None
     context: Context
+    template: str | None = None  # e.g. "new_subject": the last email went unopened (addition)
 
 
 class Decision(Struct, frozen=True, gc=False):

@@ -17,17 +17,24 @@ from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy, SequenceDef, Step
 from operators.state import (
     AUTO,
+    FLAG_BRANCH,
     FLAG_DEFERRABLE,
     FLAG_HELD,
     FLAG_SEQUENCE,
     Enrollment,
     Pending,
     ProspectState,
+    command_key,
 )
 from operators.timeutil import DAY_MS, HOUR_MS
 
 # The engine's decision for one candidate: returns "sent", "deferred" or "blocked".
-Decide = Callable[[ProspectState, int, str, str | None, str, int, int, int, list[Any]], str]
+Decide = Callable[
+    [ProspectState, int, str, str | None, str, int, int, int, list[Any], str | None], str
+]
+NEW_SUBJECT: Final = "new_subject"
+ESCALATE_SMS: Final = "escalation:sms"  # an opened sequence email got no click
+ESCALATE_PHONE: Final = "escalation:phone"  # a clicked sequence email got no reply
 # Emits a decision record: (state, now, channel, reason, verdict, out, rule, until).
 Record = Callable[[ProspectState, int, str, str, str, list[Any], str, int | None], None]
 
@@ -50,6 +57,7 @@ class Sequencer:
         orch = policy.orchestration
         self._pause_ms = orch.out_of_office_pause_days * DAY_MS
         self._cooldown_ms = policy.cooldowns.sequence_days * DAY_MS
+        self._open_watch_ms = orch.opened_no_click_hours * HOUR_MS
         self._reasons = {
             name: tuple(step_reason(name, i) for i in range(len(d.steps)))
             for name, d in self.defs.items()
@@ -123,9 +131,39 @@ class Sequencer:
             self._record(s, now, channel, reason, "blocked", out, rule, None)
             self._advance(s, enrollment, now, sent=False)
             return
-        verdict = self._decide(s, ch, reason, topic, cause, flags, first, now, out)
+        last_sent = enrollment[3]
+        unopened = step.channel == "email" and last_sent and s.engaged_at <= last_sent
+        template = NEW_SUBJECT if unopened else None  # no open since our last touch: re-subject
+        verdict = self._decide(s, ch, reason, topic, cause, flags, first, now, out, template)
         if verdict != "deferred":
             self._advance(s, enrollment, now, sent=verdict == "sent")
+
+    # -- response branching ---------------------------------------------------------------------
+
+    def watch(self, s: ProspectState, command: str, reason: str, due: int) -> None:
+        """Schedule a follow-up on the topic of the touch `command` names, once per command."""
+        key = command_key(command)
+        touch = next((t for t in s.touches or () if t[2] == key), None)
+        if touch is None or any(p[2] == reason and p[4] == command for p in s.pending or ()):
+            return
+        ch = _SMS if reason == ESCALATE_SMS else _PHONE
+        item: Pending = (due, ch, reason, touch[3], command, FLAG_BRANCH | FLAG_DEFERRABLE, due)
+        pending = s.pending or []
+        bisect.insort(pending, item, key=_due)
+        s.pending = pending
+
+    def follow_up(self, s: ProspectState, item: Pending, now: int, out: list[Any]) -> None:
+        """A follow-up came due: it goes only while a sequence runs (a reply ends them all) and,
+        for the sms after an open, only if no click or reply came since the open."""
+        _due_ms, ch, reason, topic, cause, flags, first = item
+        opened_at = first - self._open_watch_ms
+        answered = reason == ESCALATE_SMS and s.responded_at > opened_at
+        if not s.sequences or answered:
+            if flags & FLAG_HELD:  # it was deferred: close it with a record
+                rule = ENDED if not s.sequences else "escalation.answered"
+                self._record(s, now, CHANNELS[ch], reason, "blocked", out, rule, None)
+            return
+        self._decide(s, ch, reason, topic, cause, flags, first, now, out, None)
 
     def _condition_holds(self, s: ProspectState, e: Enrollment, step: Step) -> bool:
         started, last_sent = e[2], e[3]
@@ -184,6 +222,10 @@ class Sequencer:
 def _channel_name(ch: int) -> str:
     """The channel a record names for a pending step (`preferred` steps: the first choice)."""
     return CHANNELS[ch] if ch != AUTO else CHANNELS[0]
+
+
+_SMS: Final = CHANNEL_INDEX["sms"]
+_PHONE: Final = CHANNEL_INDEX["phone"]
 
 
 def _due(p: Pending) -> int:

@@ -29,6 +29,7 @@ FLAG_DEFERRABLE: Final = 4  # may wait for cap/gap capacity (requests), else blo
 FLAG_SEQUENCE: Final = 8  # a sequence step (pending items re-enter the sequencer when due)
 FLAG_HELD: Final = 16  # a pending item that is a deferral (it already has a decision record)
 FLAG_ARBITRATE: Final = 32  # a request waiting for its arbitration window to close
+FLAG_BRANCH: Final = 64  # a response-branch follow-up watching for an answer
 PRIORITY_SHIFT: Final = 8  # a request's priority (0-9) is kept in the flags above this bit
 
 _DIGEST: Final = 8

@@ -90,10 +90,16 @@ def _fields(draw: st.DrawFn, kind: str, causes: list[tuple[str, str, list[str]]]
         return {"channel": draw(st.sampled_from([*CHANNELS, "all"]))}
     if kind == "bounce":
         return {"channel": ch, "hard": draw(st.booleans())}
-    if kind in ("complaint", "opened", "delivered"):
+    if kind in ("complaint", "delivered"):
         return {"channel": ch}
-    if kind == "clicked":
-        return {"channel": ch, "url": "https://x.example/case-study"}
+    if kind in ("opened", "clicked"):
+        fields = {"channel": "email"}
+        if causes and draw(st.booleans()):  # naming a command starts response branching
+            cause_id, reason, chans = draw(st.sampled_from(causes))
+            fields["command"] = command_id(draw_prospect(causes), cause_id, "email", reason)
+        if kind == "clicked":
+            fields["url"] = "https://x.example/case-study"
+        return fields
     if kind == "preference":
         return {"channel": ch, "stance": draw(st.sampled_from(["only", "prefer", "avoid"]))}
     if kind == "call_outcome":
@@ -122,6 +128,8 @@ def _cause(kind: str, fields: dict[str, Any]) -> tuple[str, list[str]] | None:
         return "trigger:proposal_view", ["sms"]
     if kind == "page_view" and "/pricing" in fields["url"]:
         return "trigger:pricing_page", ["chat"]
+    if kind == "enroll":
+        return f"sequence:{fields['sequence']}:1", ["email", "sms"]
     return None
 
 
