@@ -17,6 +17,7 @@ from operators.preference import PreferenceConfig
 from operators.rules import Rules
 from operators.sequences import Sequencer
 from operators.state import AUTO, ProspectState, command_key
+from operators.timeutil import HOUR_MS
 
 
 class FactHandlers:
@@ -165,7 +166,13 @@ class FactHandlers:
 
     def _settle(self, s: ProspectState, now: int) -> None:
         """Touches whose answer window closed unanswered become misses (and raise fatigue)."""
-        self._learned(s, preference.settle(s.open_touches, s.answers, now, self._pref))
+        track = s.open_touches
+        if track is None:
+            return
+        cutoff = now - self._pref.response_window_hours * HOUR_MS
+        if all(t == preference.NONE or t > cutoff for t in track[:-1]):
+            return  # no window has closed: the common case, without rebuilding the tuples
+        self._learned(s, preference.settle(track, s.answers, now, self._pref))
 
     def _learned(self, s: ProspectState, tracked: preference.Attribution) -> None:
         s.open_touches, s.answers = tracked.track, tracked.stats
