@@ -101,6 +101,7 @@ STORIES: Final[dict[str, tuple[str, str]]] = {
     "demo-alice": ("America/New_York", "form at 23:00 local: email now, call at 08:00"),
     "demo-bob": ("America/Chicago", "pricing page three times, then a positive reply"),
     "demo-carol": ("America/Los_Angeles", "texts STOP, then a campaign asks for sms"),
+    "demo-dave": ("America/Denver", "a sequence, a reply 'text me instead', then sms"),
 }
 
 
@@ -344,6 +345,19 @@ _SCRIPTS: Final[dict[str, Script]] = {
                                               "topic": "launch"}),
         (15 * _H + 31 * _M, "touch_request", {"channel": "auto", "campaign": "product-launch",
                                               "topic": "launch"}),
+    )),
+    "demo-dave": ((9, 0), (
+        (-5 * _M, "profile", {"timezone": "America/Denver", "phone": "+17205550142",
+                              "email": "dave@example.org", "segment": "traditional"}),
+        (-4 * _M, "consent", {"channel": "sms", "granted": True, "source": "web_form"}),
+        (0, "enroll", {"sequence": "basic"}),  # day 1 email at once; a reply will end it
+        (30, "delivered", {"channel": "email"}),
+        (2 * _H, "opened", {"channel": "email"}),
+        (3 * _H, "replied", {"channel": "email", "sentiment": "positive",
+                             "text": "Interested, but please text me instead of emailing."}),
+        (3 * _H + 5 * _M, "preference", {"channel": "sms", "stance": "prefer"}),
+        (5 * _H, "touch_request", {"channel": "auto", "campaign": "product-tour",
+                                   "topic": "tour"}),
     )),
 }  # fmt: skip
 

@@ -338,7 +338,7 @@ class Engine(FactHandlers, Emitter):
         waiting = [(retry, ch, rule) for ch, rule, retry in verdicts if retry is not None]
         held = verdicts[0]  # nothing will clear by itself: block on the first channel's rule
         if waiting:
-            retry, ch, rule = min(waiting)  # the soonest channel to clear: wait for it
+            retry, ch, rule = min(waiting, key=_first)  # soonest to clear; ties: preferred
             held = (ch, rule, retry)
         held_on, held_by, held_until = held
         assert held_by is not None  # no channel was allowed, so each has a rule
@@ -413,6 +413,10 @@ def _touch_ts(t: tuple[int, int, int, str | None]) -> int:
 
 def _pending_due(p: Pending) -> int:
     return p[0]
+
+
+def _first(item: tuple[int, int, str | None]) -> int:
+    return item[0]
 
 
 def _priority(p: Pending) -> int:

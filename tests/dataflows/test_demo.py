@@ -154,3 +154,15 @@ def test_refuses_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         run_demo(prospects=5, seed=1, config=bad, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists(), "a bad config fails before writing anything"
+
+
+def test_dave_runs_a_sequence_replies_then_gets_his_preferred_channel(run: Run) -> None:
+    commands, decisions = run.of("demo-dave")
+    assert [(c["channel"], c["reason"]) for c in commands] == [
+        ("email", "sequence:basic:1"),
+        ("rep", "reply"),  # the reply ends the sequence and hands off to a person
+        ("sms", "request:product-tour"),  # "text me instead": the auto request goes by sms
+    ]
+    assert commands[2]["backup"] == "email"
+    held = [d for d in decisions if d["verdict"] == "deferred"]
+    assert [(d["channel"], d["rule"]) for d in held] == [("sms", "cap.total.day")]

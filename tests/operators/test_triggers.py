@@ -143,3 +143,12 @@ def test_context_carries_recent_touches_clicks_and_topics() -> None:
     ctx = p.commands[-1].context
     assert [(t.channel, t.topic) for t in ctx.touches] == [("email", "onboarding")]
     assert ctx.clicks == ["https://x.example/a"]
+
+
+def test_a_waiting_auto_request_names_the_preferred_channel() -> None:
+    p = Prospect()
+    p.ready("sms")
+    p.send("preference", T0 - D, channel="sms", stance="prefer")
+    request(p, T0, "email")
+    held = request(p, T0 + H, "auto")  # every channel waits for the same day cap
+    assert (held.channel, held.rule) == ("sms", "cap.total.day")
