@@ -28,6 +28,9 @@ an opt-out (`OPT_OUT`, per touch, by channel; sms opts out by replying STOP), el
            `replied` (positive or neutral) some hours later;
   sms      `replied` (mean 1 h); linkedin `replied` (mean 12 h); chat `replied` (mean 30 min);
   phone    `call_outcome` answered 2 minutes after the call (unanswered calls: `no_answer`).
+`opened` and `call_outcome` name their command, as tracking events do, so the engine's response
+branching runs: an opened sequence email with no click brings an sms follow-up
+(`escalation:sms`). Nobody clicks, so the clicked-no-reply call never fires.
 Delays are capped at 60 h, inside the engine's 72 h response window, so every simulated
 response is a hit for the engine's learning. The adverse rates are the same in every arm and
 depend only on the channel (sms and phone, the intrusive ones, at twice email's), so an arm has
@@ -38,10 +41,26 @@ enrollment time and outcome stream in every arm, and its k-th touch uses the sam
 differences are measured on paired prospects (`paired`), with far less noise than independent
 samples would give.
 
+Enrollment. On a weekday of the first week (from Monday 2026-03-02): at 09:00-17:00 in the
+prospect's zone (`business`, the default: a rep or a batch job in working hours), or at any
+minute (`anytime`; then every step of a sequence timed in whole days lands at night too).
+
 Driving. State is per prospect, so prospects run one after another: the next thing to happen is
 either the engine's next due timer (`Engine.next_due`, fired alone with `Engine.fire_due`) or the
 next simulated event (`Engine.apply`), whichever is earlier, until `horizon_days` after the
 enrollment. Outputs are answered as they appear, so every answer arrives in time order.
+
+Arms (`arms`): `basic` (the built-in, fixed channels); `adaptive` (`[sequences.adaptive]`,
+appended to config/default.toml: basic's timing and topics, every channel `preferred`); three
+ablations of it, with per-prospect learning off (a prior so strong evidence never moves it),
+the segment priors off (near-flat priors), or both (no information at all); and `auto_requests`
+(`auto` touch_requests at basic's times, no sequence).
+
+Besides the rates, each arm records diagnostics: touches by kind (sequence step, sms follow-up,
+request), every blocked or deferred step or follow-up by rule, how many engine-chosen touches
+went to a lower-ranked channel because quiet hours held the segment's top channel at that
+instant, touches sent after the prospect replied or answered a call, and each prospect's
+channel path (to see whether learning changed any choice).
 """
 
 from __future__ import annotations
@@ -70,7 +89,11 @@ from operators.state import ProspectState
 from operators.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, from_ms, to_ms
 
 SEGMENTS: Final = ("digital_native", "digital_adopter", "traditional")
-SEGMENT_AGES: Final = {"digital_native": "25-35", "digital_adopter": "36-45", "traditional": "46-55"}
+SEGMENT_AGES: Final = {
+    "digital_native": "25-35",
+    "digital_adopter": "36-45",
+    "traditional": "46-55",
+}
 # The issue's observed response rates ("social" is LinkedIn). Chat: see `SimConfig.chat_rate`.
 OBSERVED: Final[dict[str, dict[Channel, float]]] = {
     "digital_native": {"sms": 0.47, "email": 0.23, "linkedin": 0.34, "phone": 0.12},
@@ -95,7 +118,12 @@ COMPLAINT: Final[dict[Channel, float]] = {
 }
 EMAIL_REPLY_SHARE: Final = 0.35  # of email responses (opens), how many also reply
 POSITIVE_SHARE: Final = 0.6  # of replies: positive, else neutral
-MEAN_DELAY_H: Final[dict[Channel, float]] = {"email": 8.0, "sms": 1.0, "linkedin": 12.0, "chat": 0.5}
+MEAN_DELAY_H: Final[dict[Channel, float]] = {
+    "email": 8.0,
+    "sms": 1.0,
+    "linkedin": 12.0,
+    "chat": 0.5,
+}
 MAX_DELAY_MS: Final = 60 * HOUR_MS  # inside the 72 h response window: every response is a hit
 DRAWS_PER_TOUCH: Final = 6
 
@@ -110,7 +138,13 @@ ZONES: Final = (
 START: Final = datetime(2026, 3, 2)  # a Monday (naive: made local to each prospect's zone)
 EnrollHours = Literal["business", "anytime"]
 
-LETTER: Final[dict[str, str]] = {"email": "e", "sms": "s", "phone": "p", "chat": "c", "linkedin": "l"}
+LETTER: Final[dict[str, str]] = {
+    "email": "e",
+    "sms": "s",
+    "phone": "p",
+    "chat": "c",
+    "linkedin": "l",
+}
 ADAPTIVE: Final = "adaptive"
 BASIC: Final = "basic"
 HUGE_STRENGTH: Final = 1e12  # a prior this strong never moves: learning switched off
@@ -232,12 +266,18 @@ class SimProspect:
     rates: dict[Channel, float]  # the hidden true response probability per channel
 
 
-def true_rates(segment: str, cfg: SimConfig, rng: random.Random) -> dict[Channel, float]:
+def true_rates(segment: str, cfg: SimConfig, index: int) -> dict[Channel, float]:
+    """One stream per prospect and channel: `betavariate` takes a varying number of draws, so a
+    shared stream would let `chat_rate` move the other channels' rates."""
     rates: dict[Channel, float] = {}
-    for ch in CHANNELS:  # fixed order: the same draws in every run
+    k = cfg.concentration
+    for ch in CHANNELS:
         mean = cfg.chat_rate if ch == "chat" else OBSERVED[segment][ch]
-        k = cfg.concentration
-        rates[ch] = mean if k is None else rng.betavariate(k * mean, k * (1.0 - mean))
+        if k is None:
+            rates[ch] = mean
+        else:
+            rng = random.Random(f"{cfg.seed}:rate:{index}:{ch}")
+            rates[ch] = rng.betavariate(k * mean, k * (1.0 - mean))
     return rates
 
 
@@ -253,14 +293,15 @@ def enroll_time(zone: str, cfg: SimConfig, rng: random.Random) -> int:
 
 
 def make_prospects(cfg: SimConfig) -> list[SimProspect]:
-    """The population: segment by index (even split), the rest from the prospect's own stream."""
+    """The population: segment by index (even split), zone and enrollment from the prospect's
+    own stream, hidden rates from one stream per channel (`true_rates`)."""
     out = []
     for i in range(cfg.prospects):
         rng = random.Random(f"{cfg.seed}:prospect:{i}")
         segment = SEGMENTS[i % len(SEGMENTS)]
         zone = rng.choice(ZONES)
         start = enroll_time(zone, cfg, rng)
-        out.append(SimProspect(f"p{i:06d}", i, segment, zone, start, true_rates(segment, cfg, rng)))
+        out.append(SimProspect(f"p{i:06d}", i, segment, zone, start, true_rates(segment, cfg, i)))
     return out
 
 
@@ -288,15 +329,14 @@ class ArmResult:
     outcomes: list[Outcome] = field(default_factory=list)
     channels: Counter[str] = field(default_factory=Counter)  # touches by channel
     segment_channels: dict[str, Counter[str]] = field(default_factory=dict)
-    step_blocked: Counter[str] = field(default_factory=Counter)  # by rule
-    step_deferred: Counter[str] = field(default_factory=Counter)  # by rule
+    step_blocked: Counter[str] = field(default_factory=Counter)  # by rule (+ " (follow-up)")
+    step_deferred: Counter[str] = field(default_factory=Counter)  # by rule (+ " (follow-up)")
+    kinds: Counter[str] = field(default_factory=Counter)  # touches: sequence, escalation:sms, ...
     auto_touches: int = 0  # touches whose channel the engine chose (`preferred` or `auto`)
     quiet_diverted: int = 0  # ... not on the segment's top channel, as quiet hours held it
 
 
 # -- driving ----------------------------------------------------------------------------------
-
-Emit = Callable[[int, ev.Event], None]
 
 
 class _Run:
@@ -315,6 +355,7 @@ class _Run:
         self.talked = False  # the engine has seen a reply or an answered call
         self.after_talk = self.auto_touches = self.quiet_diverted = 0
         self.path: list[str] = []
+        self.kinds: Counter[str] = Counter()
         self.channels: Counter[str] = Counter()
         self.blocked: Counter[str] = Counter()
         self.deferred: Counter[str] = Counter()
@@ -323,7 +364,9 @@ class _Run:
         pref, order = arm.policy.preference, arm.policy.requests.auto_order
         auto_order = tuple(CHANNEL_INDEX[c] for c in order)
         self.top = ranked(None, p.segment, pref, auto_order)[0]
-        self.probe = ProspectState(prospect=p.id, timezone=p.timezone, consent=(1 << len(CHANNELS)) - 1)
+        self.probe = ProspectState(
+            prospect=p.id, timezone=p.timezone, consent=(1 << len(CHANNELS)) - 1
+        )
 
     def _id(self) -> str:
         self.n += 1
@@ -377,24 +420,30 @@ class _Run:
 
     def _answer(self, t: int, record: Command | Decision) -> None:
         if isinstance(record, Decision):
-            if record.reason.startswith(("sequence:", "request:")):
+            if record.reason.startswith(("sequence:", "request:", "escalation:")):
+                rule = record.rule or "?"
+                if record.reason.startswith("escalation:"):
+                    rule += " (follow-up)"
                 if record.verdict == "blocked":
-                    self.blocked[record.rule or "?"] += 1
+                    self.blocked[rule] += 1
                 elif record.verdict == "deferred":
-                    self.deferred[record.rule or "?"] += 1
+                    self.deferred[rule] += 1
             return
         if record.channel == "rep":
             return  # a hand-off to a person, not a touch
         ch: Channel = record.channel
+        cid = record.id  # tracking events name their command, as production ones do
         self.touches += 1
         self.channels[ch] += 1
+        kind = record.reason.split(":", 1)[0]
+        self.kinds[record.reason if kind == "escalation" else kind] += 1
         self.path.append(LETTER[ch])
         self.after_talk += self.talked
         if record.reason.startswith((f"sequence:{ADAPTIVE}:", "request:")):
             self.auto_touches += 1
             if CHANNEL_INDEX[ch] != self.top:
-                rule, _ = self.engine.rules.verdict(self.probe, self.top, t, 0)
-                self.quiet_diverted += rule == QUIET_HOURS
+                held, _ = self.engine.rules.verdict(self.probe, self.top, t, 0)
+                self.quiet_diverted += held == QUIET_HOURS
         u = [self.rng.random() for _ in range(DRAWS_PER_TOUCH)]  # always all: streams align
         delay = _delay(ch, u[1])
         if u[0] < OPT_OUT[ch]:
@@ -412,9 +461,9 @@ class _Run:
             text = "Sounds good, tell me more" if sentiment == "positive" else "Maybe later"
             if ch == "phone":
                 self.conversed = True
-                self.push(t + 2 * MINUTE_MS, ev.CallOutcome, outcome="answered")
+                self.push(t + 2 * MINUTE_MS, ev.CallOutcome, outcome="answered", command=cid)
             elif ch == "email":
-                self.push(t + delay, ev.Opened, channel="email")
+                self.push(t + delay, ev.Opened, channel="email", command=cid)
                 if u[3] < EMAIL_REPLY_SHARE:
                     self.conversed = True
                     later = t + delay + _delay("email", u[5]) // 4 + MINUTE_MS
@@ -423,7 +472,7 @@ class _Run:
                 self.conversed = True
                 self.push(t + delay, ev.Replied, channel=ch, text=text, sentiment=sentiment)
         elif ch == "phone":
-            self.push(t + MINUTE_MS, ev.CallOutcome, outcome="no_answer")
+            self.push(t + MINUTE_MS, ev.CallOutcome, outcome="no_answer", command=cid)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -459,6 +508,7 @@ def run_arm(arm: Arm, prospects: Sequence[SimProspect], cfg: SimConfig) -> ArmRe
         result.segment_channels[p.segment].update(run.channels)
         result.step_blocked.update(run.blocked)
         result.step_deferred.update(run.deferred)
+        result.kinds.update(run.kinds)
         result.auto_touches += run.auto_touches
         result.quiet_diverted += run.quiet_diverted
     return result
