@@ -83,9 +83,9 @@ Findings
       cannot change the response rate (it follows prospects who already opened). Compared with
       the engine before it, at this seed it raised conversations (basic 67.9 -> 73.8 %) and
       complaints (basic 0.43 -> 0.60 %).
-    * An answered call does not end a sequence (only a reply does, as the README says), so 213
-      of basic's 3,000 prospects (7 %) get another touch after answering a call (adaptive:
-      133).
+    * At the snapshot an answered call did not end a sequence, so 213 of basic's 3,000
+      prospects (7 %) got another touch after answering a call (adaptive: 133). Fixed since:
+      an answered call now ends every sequence (the figures above predate that change).
 
 Usage: sim_adaptive.py [--json] [--prospects N] [--seed S] [--concentration K|none]
     [--chat-rate R] [--enroll-hours business|anytime] [--arms basic,adaptive,...]

@@ -135,6 +135,7 @@ class FactHandlers:
             s.engaged_at = max(s.engaged_at, ts)
             s.responded_at = max(s.responded_at, ts)
             self._answered(s, CHANNEL_INDEX["phone"], ts)
+            self.sequencer.exit_all(s, now, out)  # a conversation happened: sequences end
 
     def _unenroll(
         self, s: ProspectState, e: ev.Unenroll, ts: int, now: int, out: list[Out]

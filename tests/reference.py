@@ -237,6 +237,8 @@ def _ends_sequences(e: dict[str, Any], name: str) -> bool:
         return bool(e["channel"] == "all")
     if kind == "unenroll":
         return e.get("sequence") in (None, name)
+    if kind == "call_outcome":
+        return bool(e["outcome"] == "answered")
     if kind == "replied":
         if e.get("sentiment") == "out_of_office":
             return False

@@ -103,7 +103,7 @@ def _fields(draw: st.DrawFn, kind: str, causes: list[tuple[str, str, list[str]]]
     if kind == "preference":
         return {"channel": ch, "stance": draw(st.sampled_from(["only", "prefer", "avoid"]))}
     if kind == "call_outcome":
-        return {"outcome": "voicemail"}
+        return {"outcome": draw(st.sampled_from(["voicemail", "answered", "no_answer"]))}
     if kind == "deal_closed":
         return {"won": draw(st.booleans())}
     if kind == "enroll":

@@ -218,3 +218,12 @@ def test_commands_carry_recent_pages() -> None:
     for path in ("/a", "/b", "/c", "/pricing"):
         p.send("page_view", T0, url=path)
     assert p.commands[-1].context.pages == ["/b", "/c", "/pricing"]
+
+
+def test_an_answered_call_ends_every_sequence() -> None:
+    p = Prospect()
+    p.ready("sms", "phone")
+    p.send("enroll", T0, sequence="basic")
+    p.send("call_outcome", T0 + D, outcome="answered")
+    p.fire(T0 + 30 * D)
+    assert [c.reason for c in p.commands] == ["sequence:basic:1"]
