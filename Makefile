@@ -40,6 +40,8 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(PY) benchmarks/bench_capcheck.py
 	$(PY) benchmarks/bench_dataflow.py
+	$(PY) benchmarks/bench_live.py
+	$(PY) benchmarks/sim_adaptive.py
 
 # Re-pin dependencies after editing pyproject.toml (needs uv).
 lock:

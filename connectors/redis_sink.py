@@ -106,8 +106,6 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
             for prospect, fx in items:
                 self._dirty[prospect] = (fx.state, fx.next_due)
                 self._acks.extend(fx.acks)
-        if time.monotonic() >= self._next_checkpoint:
-            self.checkpoint()
 
     def checkpoint(self) -> None:
         """Write dirty states and timers, then acknowledge their inputs, in one transaction."""
@@ -141,7 +139,8 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._metrics.checkpointed(len(dirty), size, time.perf_counter() - started)
 
     def _flush_loop(self) -> None:
-        """Checkpoint on time even when no new input arrives (write_batch is not called then)."""
+        """Checkpoint every interval on this thread, so the worker never waits for it: the
+        transaction's round trips release the GIL, and the dataflow goes on meanwhile."""
         while not self._closed.wait(self._interval):
             if time.monotonic() >= self._next_checkpoint:
                 try:
