@@ -85,9 +85,19 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._flusher.start()
 
     def write_batch(self, items: list[tuple[str, Effects]]) -> None:
+        if any(fx.outputs for _prospect, fx in items):
+            # The pipeline is rebuilt on every try: redis-py empties a pipeline whose execute
+            # failed, and re-running an empty one would "succeed" with nothing written.
+            retrying("commands", lambda: self._outputs_pipeline(items).execute(), self._stopping)
+            self._metrics.outputs_written(items)
+        with self._lock:
+            for prospect, fx in items:
+                self._dirty[prospect] = (fx.state, fx.next_due)
+                self._acks.extend(fx.acks)
+
+    def _outputs_pipeline(self, items: list[tuple[str, Effects]]) -> Any:
         pipe = self._r.pipeline(transaction=False)
         decisions = self._keys.decisions
-        writes = 0
         for _prospect, fx in items:
             for _ts, _seq, record in fx.outputs:
                 payload = ENCODER.encode(record)
@@ -98,14 +108,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                     self._send_once(keys=[marker, stream], args=args, client=pipe)
                 else:
                     pipe.xadd(decisions, {"decision": payload})
-                writes += 1
-        if writes:
-            retrying("commands", pipe.execute, self._stopping)
-            self._metrics.outputs_written(items)
-        with self._lock:
-            for prospect, fx in items:
-                self._dirty[prospect] = (fx.state, fx.next_due)
-                self._acks.extend(fx.acks)
+        return pipe
 
     def checkpoint(self) -> None:
         """Write dirty states and timers, then acknowledge their inputs, in one transaction."""
@@ -120,8 +123,25 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         if not dirty and not acks:
             return
         started = time.perf_counter()
+        try:
+            retrying(
+                "checkpoint",
+                lambda: self._checkpoint_pipeline(dirty, acks).execute(),
+                self._stopping,
+            )
+        except Exception:
+            with self._lock:  # put it back for the next try; states written since are newer
+                for prospect, entry in dirty.items():
+                    self._dirty.setdefault(prospect, entry)
+                self._acks[:0] = acks
+            raise
+        size = sum(len(state) for state, _due in dirty.values())
+        self._metrics.checkpointed(len(dirty), size, time.perf_counter() - started)
+
+    def _checkpoint_pipeline(
+        self, dirty: dict[str, tuple[bytes, int | None]], acks: list[Ack]
+    ) -> Any:
         pipe = self._r.pipeline(transaction=True)
-        size = 0
         for prospect, (state, due) in dirty.items():
             pipe.set(self._keys.state(prospect), state, ex=self._state_ttl)
             timers = self._keys.timers(shard_of(prospect, self._keys.shards))
@@ -129,14 +149,12 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 pipe.zrem(timers, prospect)
             else:
                 pipe.zadd(timers, {prospect: due})
-            size += len(state)
         by_stream: dict[int, list[bytes]] = defaultdict(list)
         for shard, entry_id in acks:
             by_stream[shard].append(entry_id)
         for shard, ids in by_stream.items():
             pipe.xack(self._keys.events(shard), self._keys.group, *ids)
-        retrying("checkpoint", pipe.execute, self._stopping)
-        self._metrics.checkpointed(len(dirty), size, time.perf_counter() - started)
+        return pipe
 
     def _flush_loop(self) -> None:
         """Checkpoint every interval on this thread, so the worker never waits for it: the
@@ -203,6 +221,10 @@ class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
         self._stopping = stopping
 
     def write_batch(self, items: list[LiveDeadLetter]) -> None:
+        retrying("dead letters", lambda: self._pipeline(items).execute(), self._stopping)
+        self._metrics.dead_letters(len(items))
+
+    def _pipeline(self, items: list[LiveDeadLetter]) -> Any:
         pipe = self._r.pipeline(transaction=True)
         for letter, (shard, entry_id) in items:
             raw = (
@@ -212,8 +234,7 @@ class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
             )
             pipe.xadd(self._keys.dead, {"event": raw, "reason": letter.reason, "entry": entry_id})
             pipe.xack(self._keys.events(shard), self._keys.group, entry_id)
-        retrying("dead letters", pipe.execute, self._stopping)
-        self._metrics.dead_letters(len(items))
+        return pipe
 
     def close(self) -> None:
         self._r.close()

@@ -13,6 +13,7 @@ import bisect
 from collections.abc import Callable
 from typing import Any, Final
 
+from operators.emit import command_id
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy, SequenceDef, Step
 from operators.state import (
@@ -147,6 +148,9 @@ class Sequencer:
         if touch is None or any(p[2] == reason and p[4] == command for p in s.pending or ()):
             return
         ch = _SMS if reason == ESCALATE_SMS else _PHONE
+        sent = command_key(command_id(s.prospect, command, CHANNELS[ch], reason))
+        if any(t[2] == sent for t in s.touches or ()):
+            return  # this follow-up already went out: one per touch, one command id
         item: Pending = (due, ch, reason, touch[3], command, FLAG_BRANCH | FLAG_DEFERRABLE, due)
         pending = s.pending or []
         bisect.insort(pending, item, key=_due)
@@ -205,14 +209,18 @@ class Sequencer:
         s.pending = pending
 
     def _drop_steps(self, s: ProspectState, name: str | None, now: int, out: list[Any]) -> None:
-        """Remove the ended sequences' steps; a deferred one is closed with a decision record."""
+        """Remove the ended sequences' steps (and, when all end, every response follow-up);
+        a deferred one is closed with a decision record."""
         if not s.pending:
             return
         prefix = "sequence:" if name is None else f"sequence:{name}:"
         keep: list[Pending] = []
         for item in s.pending:
             _due_ms, ch, reason, _topic, _cause, flags, _first = item
-            if not (flags & FLAG_SEQUENCE and reason.startswith(prefix)):
+            ends = (flags & FLAG_SEQUENCE and reason.startswith(prefix)) or (
+                name is None and flags & FLAG_BRANCH
+            )
+            if not ends:
                 keep.append(item)
             elif flags & FLAG_HELD:
                 self._record(s, now, _channel_name(ch), reason, "blocked", out, ENDED, None)

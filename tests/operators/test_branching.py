@@ -63,3 +63,23 @@ def test_opens_of_a_non_sequence_email_start_no_follow_up() -> None:
     p.send("opened", T0 + H, channel="email", command=email.id)
     p.fire(T0 + 10 * D)
     assert [c.reason for c in p.commands] == ["request:c"]
+
+
+def test_a_reply_cancels_a_pending_call_even_if_a_new_sequence_starts() -> None:
+    p, intro = _enrolled("sms", "phone")
+    p.send("clicked", T0 + H, channel="email", command=intro.id, url="https://x.example")
+    p.send("replied", T0 + 2 * H, channel="email", sentiment="positive", text="yes")
+    p.send("enroll", T0 + 3 * H, sequence="email_first")
+    p.fire(T0 + 10 * D)
+    assert "escalation:phone" not in [c.reason for c in p.commands]
+
+
+def test_a_second_open_does_not_repeat_a_follow_up_already_sent() -> None:
+    p, intro = _enrolled("sms")
+    p.send("opened", T0 + H, channel="email", command=intro.id)
+    p.fire(T0 + 4 * D)
+    p.send("opened", T0 + 4 * D + H, channel="email", command=intro.id)
+    p.fire(T0 + 12 * D)
+    ids = [c.id for c in p.commands]
+    assert len(ids) == len(set(ids))
+    assert [c.reason for c in p.commands].count("escalation:sms") == 1
