@@ -5,7 +5,6 @@ output. So sinks only collect, and `dataflows.replay` writes everything in one c
 after the run.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -85,11 +84,3 @@ class CollectSink(DynamicSink[Any]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _CollectPartition:
         return _CollectPartition(self.items)
-
-
-def iter_lines(path: Path) -> Iterator[bytes]:
-    """Non-blank lines of a file, stripped (for tools and tests that read our outputs)."""
-    with path.open("rb") as f:
-        for raw in f:
-            if stripped := raw.strip():
-                yield stripped

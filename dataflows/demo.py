@@ -37,6 +37,17 @@ _STYLE: Final = {"sent": "green", "deferred": "yellow", "blocked": "red"}
 _MARK: Final = {"sent": "→", "deferred": "…", "blocked": "✗"}
 
 
+def check_prospects(prospects: int) -> None:
+    if prospects < 1:
+        msg = f"demo: --prospects must be at least 1, got {prospects}"
+        raise ValueError(msg)
+
+
+def summary_console() -> Console:
+    """A console for the summary: a file or pipe has no width, 100 columns keep timelines whole."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+
+
 def run_demo(
     *,
     prospects: int,
@@ -46,12 +57,9 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     """Simulate, replay and summarise one day; files go to `out_dir`. Returns the exit status."""
-    if prospects < 1:
-        msg = f"demo: --prospects must be at least 1, got {prospects}"
-        raise ValueError(msg)
+    check_prospects(prospects)
     engine = Engine(load_policy(config))  # a bad config fails before any work
-    if console is None:  # a file or pipe has no width: 100 columns keep timelines whole
-        console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+    console = console or summary_console()
     out_dir.mkdir(parents=True, exist_ok=True)
     events = generate(prospects, seed=seed, start=DEMO_START)
     events_path = out_dir / "events.jsonl"

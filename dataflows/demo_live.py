@@ -28,6 +28,7 @@ from rich.live import Live
 
 from connectors.keys import Keys
 from connectors.redis_server import EmbeddedRedis
+from dataflows.demo import check_prospects, summary_console
 from dataflows.demo_tape import Publisher, Tape, build_tape
 from dataflows.demo_view import Outcome, Watcher, panel, summary
 from dataflows.live import keys_for
@@ -55,16 +56,13 @@ def run_live_demo(
     console: Console | None = None,
 ) -> int:
     """Run the live demo, print its summary; files go to `out_dir`. Returns the exit status."""
-    if prospects < 1:
-        msg = f"demo: --prospects must be at least 1, got {prospects}"
-        raise ValueError(msg)
+    check_prospects(prospects)
     if not 2 <= seconds <= 600:
         msg = f"demo: --seconds must be between 2 and 600, got {seconds}"
         raise ValueError(msg)
     policy = load_policy(config)  # a bad config fails before any process starts
     keys = keys_for(policy)
-    if console is None:  # a file or pipe has no width: 100 columns keep timelines whole
-        console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+    console = console or summary_console()
     out_dir.mkdir(parents=True, exist_ok=True)
     demo = _Demo(keys, _compressed(policy, out_dir), out_dir)
     interrupted = False

@@ -115,7 +115,7 @@ def replay_flow(
     """The replay dataflow: lazy timers in event time, `until` fires the rest at the end."""
 
     def logic(_resume: None) -> ProspectLogic:
-        return ProspectLogic(engine, ProspectState(), until=until, live=False)
+        return ProspectLogic(engine, ProspectState(), until=until)
 
     known = frozenset(engine.policy.sequences)
 

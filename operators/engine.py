@@ -6,7 +6,6 @@ never goes backwards, and a timer decides at its due time. Command ids derive fr
 drop duplicates. Every candidate touch leaves exactly one decision record per consideration.
 """
 
-import bisect
 from collections.abc import Callable
 from sys import intern
 from typing import Any, Final
@@ -31,6 +30,7 @@ from operators.state import (
     PRIORITY_SHIFT,
     Pending,
     ProspectState,
+    add_pending,
     command_key,
     seen_before,
 )
@@ -220,9 +220,7 @@ class Engine(FactHandlers, Emitter):
             now + self._arbitration_ms,
         )
         flags |= FLAG_ARBITRATE | e.priority << PRIORITY_SHIFT
-        pending = s.pending or []
-        bisect.insort(pending, (closes, ch, reason, topic, e.id, flags, closes), key=_pending_due)
-        s.pending = pending
+        add_pending(s, (closes, ch, reason, topic, e.id, flags, closes))
 
     def _replied(self, s: ProspectState, e: ev.Replied, ts: int, now: int, out: list[Out]) -> None:
         ch = CHANNEL_INDEX[e.channel]
@@ -375,9 +373,7 @@ class Engine(FactHandlers, Emitter):
         max_defer = self._step_defer_ms if flags & FLAG_SEQUENCE else self.rules.max_defer_ms
         if retry is not None and deferrable and (rule == QUIET_HOURS or retry - first <= max_defer):
             item: Pending = (retry, pending_ch, reason, topic, cause, flags | FLAG_HELD, first)
-            pending = s.pending or []
-            bisect.insort(pending, item, key=_pending_due)
-            s.pending = pending
+            add_pending(s, item)
             self._emit_decision(
                 s, now, CHANNELS[ch], reason, "deferred", out, rule=rule, until=retry
             )
@@ -405,14 +401,6 @@ class Engine(FactHandlers, Emitter):
         self._prune(s, now)
         tracked = preference.track_touch(s.open_touches, s.answers, ch, now, self._pref)
         self._learned(s, tracked)
-
-
-def _touch_ts(t: tuple[int, int, int, str | None]) -> int:
-    return t[0]
-
-
-def _pending_due(p: Pending) -> int:
-    return p[0]
 
 
 def _first(item: tuple[int, int, str | None]) -> int:

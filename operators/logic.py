@@ -3,7 +3,8 @@
 Timers: in replay, due times lie in the past of the wall clock, so `notify_at` would fire them at
 once and out of event order. Replay therefore fires a prospect's timers lazily (the engine fires
 every timer due by an event's time before applying it) and at end of input up to `--until`.
-Live mode also returns the next due time from `notify_at`, so timers wake on the wall clock.
+`LiveProspectLogic` also returns the next due time from `notify_at`, so live timers wake on
+the wall clock.
 """
 
 import time
@@ -24,15 +25,12 @@ _NOTHING: Final[tuple[list[Out], ...]] = ()
 class ProspectLogic(StatefulBatchLogic[Event, list[Out], None]):
     """Apply a prospect's events in order; emit one list of outputs per batch that has any."""
 
-    __slots__ = ("engine", "live", "state", "until")
+    __slots__ = ("engine", "state", "until")
 
-    def __init__(
-        self, engine: Engine, state: ProspectState, *, until: int | None, live: bool
-    ) -> None:
+    def __init__(self, engine: Engine, state: ProspectState, *, until: int | None) -> None:
         self.engine = engine
         self.state = state
         self.until = until
-        self.live = live
 
     def on_batch(self, values: list[Event]) -> tuple[Iterable[list[Out]], bool]:
         state = self.state
@@ -47,23 +45,12 @@ class ProspectLogic(StatefulBatchLogic[Event, list[Out], None]):
                 out.extend(apply(state, event))
         return ((out,) if out else _NOTHING), self.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[list[Out]], bool]:
-        out: list[Out] = []
-        self.engine.fire_due(self.state, _wall_ms(), out)
-        return ((out,) if out else _NOTHING), self.RETAIN
-
     def on_eof(self) -> tuple[Iterable[list[Out]], bool]:
         if self.until is None:
             return _NOTHING, self.RETAIN
         out: list[Out] = []
         self.engine.fire_due(self.state, self.until, out)
         return ((out,) if out else _NOTHING), self.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        if not self.live:
-            return None
-        due = self.engine.next_due(self.state)
-        return from_ms(due) if due is not None else None
 
     def snapshot(self) -> None:
         """Nothing for Bytewax's own recovery: Redis holds the checkpoint (see connectors)."""

@@ -9,7 +9,6 @@ outcome leaves a decision record, and the sequence then moves on. A sequence tha
 end starts `cooldown.sequence` for sequence and campaign touches.
 """
 
-import bisect
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -25,7 +24,9 @@ from operators.state import (
     Enrollment,
     Pending,
     ProspectState,
+    add_pending,
     command_key,
+    pending_due,
 )
 from operators.timeutil import DAY_MS, HOUR_MS
 
@@ -111,7 +112,7 @@ class Sequencer:
                     self._record(s, now, channel, reason, "deferred", out, PAUSED, resume)
                 item = (resume, *item[1:6], first if flags & FLAG_HELD else resume)
             moved.append(item)
-        moved.sort(key=_due)
+        moved.sort(key=pending_due)
         s.pending = moved
 
     # -- steps ----------------------------------------------------------------------------------
@@ -152,9 +153,7 @@ class Sequencer:
         if any(t[2] == sent for t in s.touches or ()):
             return  # this follow-up already went out: one per touch, one command id
         item: Pending = (due, ch, reason, touch[3], command, FLAG_BRANCH | FLAG_DEFERRABLE, due)
-        pending = s.pending or []
-        bisect.insort(pending, item, key=_due)
-        s.pending = pending
+        add_pending(s, item)
 
     def follow_up(self, s: ProspectState, item: Pending, now: int, out: list[Any]) -> None:
         """A follow-up came due: it goes only while a sequence runs (a reply ends them all) and,
@@ -204,9 +203,7 @@ class Sequencer:
         due = max(now, base + step.after_hours * HOUR_MS)
         ch = AUTO if step.channel == "preferred" else CHANNEL_INDEX[step.channel]
         item: Pending = (due, ch, self._reasons[name][index], step.topic, cause, STEP_FLAGS, due)
-        pending = s.pending or []
-        bisect.insort(pending, item, key=_due)
-        s.pending = pending
+        add_pending(s, item)
 
     def _drop_steps(self, s: ProspectState, name: str | None, now: int, out: list[Any]) -> None:
         """Remove the ended sequences' steps (and, when all end, every response follow-up);
@@ -234,7 +231,3 @@ def _channel_name(ch: int) -> str:
 
 _SMS: Final = CHANNEL_INDEX["sms"]
 _PHONE: Final = CHANNEL_INDEX["phone"]
-
-
-def _due(p: Pending) -> int:
-    return p[0]

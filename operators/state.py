@@ -6,6 +6,7 @@ ids are fixed-size hashes packed into one `bytes`, and the Struct is `array_like
 the wire, so no field names in Redis) and `gc=False` (it never holds a cycle).
 """
 
+import bisect
 import hashlib
 from typing import Final
 
@@ -102,6 +103,17 @@ def seen_before(state: ProspectState, event_id: str, capacity: int) -> bool:
         ring = ring[-capacity * _DIGEST :]
     state.seen = ring
     return False
+
+
+def add_pending(state: ProspectState, item: Pending) -> None:
+    """Insert a deferred touch, keeping `pending` sorted by due time (stable: arrival order)."""
+    pending = state.pending or []
+    bisect.insort(pending, item, key=pending_due)
+    state.pending = pending
+
+
+def pending_due(item: Pending) -> int:
+    return item[0]
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
