@@ -17,7 +17,12 @@ from operators.state import ProspectState, decode_state
 
 
 class StateStore:
-    """Loads checkpointed state; an unreadable state is an error, never silently a fresh one."""
+    """Loads checkpointed state in batches; an unreadable state is an error, never a fresh one.
+
+    The flow requests the states of the prospects it meets for the first time, then takes them
+    one by one; the first `take` of a round loads every requested state in one MGET per
+    `chunk` keys, instead of a round trip per prospect.
+    """
 
     def __init__(
         self,
@@ -25,20 +30,45 @@ class StateStore:
         keys: Keys,
         metrics: Metrics,
         stopping: Callable[[], bool] = lambda: False,
+        *,
+        chunk: int = 1_000,
     ) -> None:
         self._r: Any = client
         self._keys = keys
         self._metrics = metrics
         self._stopping = stopping
+        self._chunk = chunk
+        self._requested: list[str] = []
+        self._loaded: dict[str, bytes | None] = {}
 
-    def load(self, prospect: str) -> ProspectState | None:
-        key = self._keys.state(prospect)
-        data = retrying("load state", lambda: self._r.get(key), self._stopping)
+    def request(self, prospect: str) -> None:
+        self._requested.append(prospect)
+
+    def take(self, prospect: str) -> ProspectState | None:
+        if prospect not in self._loaded:
+            self._load_requested(prospect)
+        data = self._loaded.pop(prospect)
         self._metrics.in_memory.inc()
         if data is None:
             return None
         try:
             return decode_state(data)
         except msgspec.DecodeError as exc:
-            msg = f"checkpoint {key} is unreadable: {exc}"
+            msg = f"checkpoint {self._keys.state(prospect)} is unreadable: {exc}"
             raise RuntimeError(msg) from exc
+
+    def _load_requested(self, prospect: str) -> None:
+        wanted = [p for p in dict.fromkeys(self._requested) if p not in self._loaded]
+        if prospect not in wanted:
+            wanted.append(prospect)
+        self._requested = []
+        state_key = self._keys.state
+        for start in range(0, len(wanted), self._chunk):
+            part = wanted[start : start + self._chunk]
+            values = retrying(
+                "load states", self._mget([state_key(p) for p in part]), self._stopping
+            )
+            self._loaded.update(zip(part, values, strict=True))
+
+    def _mget(self, keys: list[str]) -> Callable[[], list[bytes | None]]:
+        return lambda: self._r.mget(keys)

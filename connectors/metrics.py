@@ -5,6 +5,7 @@ folded to `request` (campaign names are unbounded), rules are the policy's rule 
 """
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -28,6 +29,21 @@ def reason_label(reason: str) -> str:
     return "request" if reason.startswith("request:") else reason
 
 
+class _Children:
+    """A labelled metric's children, cached by label values: `labels()` costs microseconds, and
+    the hot path asks for the same few children thousands of times a second."""
+
+    def __init__(self, metric: Counter) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Counter] = {}
+
+    def __call__(self, *values: str) -> Counter:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
 class Metrics:
     """All live-mode metrics on one registry (a fresh one per instance, so tests stay apart)."""
 
@@ -47,6 +63,8 @@ class Metrics:
             ["verdict", "rule"],
             registry=r,
         )
+        self.events_of, self.commands_of = _Children(self.events), _Children(self.commands)
+        self.decisions_of = _Children(self.decisions)
         self.dead = Counter("touchflow_dead_letters", "Inputs rejected to dead letters", registry=r)
         self.latency = Histogram(
             "touchflow_trigger_to_command_seconds",
@@ -87,24 +105,24 @@ class Metrics:
             registry=r,
         )
 
-    def outputs_written(self, items: Iterable[tuple[str, Any]], now_ms: int | None = None) -> None:
-        import time
+    def events_decoded(self, counts: dict[str, int]) -> None:
+        for kind, count in counts.items():
+            self.events_of(kind).inc(count)
 
+    def outputs_written(self, items: Iterable[tuple[str, Any]], now_ms: int | None = None) -> None:
         now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
         for _prospect, fx in items:
             sent = False
             for _ts, _seq, record in fx.outputs:
                 if type(record) is Command:
-                    self.commands.labels(record.channel, reason_label(record.reason)).inc()
+                    self.commands_of(record.channel, reason_label(record.reason)).inc()
                     sent = True
                 else:
-                    self.decisions.labels(record.verdict, record.rule or "").inc()
+                    self.decisions_of(record.verdict, record.rule or "").inc()
             if sent and fx.first_seen_ms is not None:
                 self.latency.observe(max(0, now - fx.first_seen_ms) / 1000)
 
     def checkpointed(self, states: int, size: int, seconds: float) -> None:
-        import time
-
         self.checkpoint_seconds.observe(seconds)
         self.checkpoint_states.observe(states)
         self.checkpoint_bytes.inc(size)

@@ -38,6 +38,7 @@ def client(url: str, *, retries: int = 10) -> redis.Redis:
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=_RETRY_ERRORS)
     return redis.Redis.from_url(
         url,
+        protocol=2,  # replies parsed by our code (stream reads) have one known shape
         retry=retry,
         retry_on_error=[ConnectionError, TimeoutError],
         health_check_interval=30,

@@ -8,9 +8,9 @@ the wall clock.
 """
 
 import time
-from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Final, NamedTuple
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Final, NamedTuple, Protocol
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -63,8 +63,18 @@ class ProspectLogic(StatefulBatchLogic[Event, list[Out], None]):
 Ack = tuple[int, bytes]
 # A live input: an event, or a prospect id (str) for "fire your due timers", with its ack.
 LiveInput = tuple[Event | str, Ack | None]
-# Loads a prospect's checkpointed state (None for a new prospect).
-StateLoader = Callable[[str], ProspectState | None]
+
+
+class StateLoader(Protocol):
+    """Loads checkpointed state, many prospects per round trip.
+
+    `request` names a prospect whose state will be needed; `take` returns it (None for a new
+    prospect), loading every requested prospect at once if this one is not loaded yet.
+    """
+
+    def request(self, prospect: str) -> None: ...
+
+    def take(self, prospect: str) -> ProspectState | None: ...
 
 
 class Effects(NamedTuple):
@@ -81,24 +91,73 @@ class Effects(NamedTuple):
     first_seen_ms: int | None  # stream time of the batch's oldest input, for latency metrics
 
 
+# "Call `on_notify` at the next activation": any time in the past will do.
+_AT_ONCE: Final = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
-    """Live mode: load state on first sight, wake timers on the wall clock, emit `Effects`."""
+    """Live mode: load state on first sight, wake timers on the wall clock, emit `Effects`.
 
-    __slots__ = ("engine", "load", "state")
+    Bytewax builds one logic per key and calls it key by key, so loading state in the first
+    `on_batch` would cost one Redis round trip per new prospect. Instead the first batch is held
+    and the state requested; Bytewax calls `on_notify` for every such key in its next activation,
+    and the first of those loads all requested states in one round trip.
+    """
 
-    def __init__(self, engine: Engine, load: StateLoader) -> None:
+    __slots__ = ("engine", "held", "loader", "prospect", "state")
+
+    def __init__(self, engine: Engine, loader: StateLoader) -> None:
         self.engine = engine
-        self.load = load
+        self.loader = loader
         self.state: ProspectState | None = None
-
-    def _state_for(self, item: Event | str) -> ProspectState:
-        if self.state is None:
-            prospect = item if isinstance(item, str) else item.prospect
-            self.state = self.load(prospect) or ProspectState(prospect=prospect)
-        return self.state
+        self.held: list[LiveInput] = []
+        self.prospect = ""
 
     def on_batch(self, values: list[LiveInput]) -> tuple[Iterable[Effects], bool]:
-        state = self._state_for(values[0][0])
+        state = self.state
+        if state is None:
+            if not self.held:
+                first = values[0][0]
+                self.prospect = first if isinstance(first, str) else first.prospect
+                self.loader.request(self.prospect)
+                self.held = list(values)
+                return _NO_EFFECTS, self.RETAIN
+            state, values = self._loaded(), self._release() + values
+        return (self._apply(state, values),), self.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Effects], bool]:
+        if self.state is None:
+            if not self.held:
+                return _NO_EFFECTS, self.RETAIN
+            return (self._apply(self._loaded(), self._release()),), self.RETAIN
+        out: list[Out] = []
+        self.engine.fire_due(self.state, _wall_ms(), out)
+        return (self._effects(self.state, out, [], None),), self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Effects], bool]:
+        if self.state is None and self.held:
+            return (self._apply(self._loaded(), self._release()),), self.RETAIN
+        return _NO_EFFECTS, self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        if self.state is None:
+            return _AT_ONCE if self.held else None
+        due = self.engine.next_due(self.state)
+        return from_ms(due) if due is not None else None
+
+    def snapshot(self) -> None:
+        return None
+
+    def _release(self) -> list[LiveInput]:
+        held, self.held = self.held, []
+        return held
+
+    def _loaded(self) -> ProspectState:
+        state = self.loader.take(self.prospect) or ProspectState(prospect=self.prospect)
+        self.state = state
+        return state
+
+    def _apply(self, state: ProspectState, values: list[LiveInput]) -> Effects:
         out: list[Out] = []
         acks: list[Ack] = []
         first_seen: int | None = None
@@ -111,21 +170,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
                 acks.append(ack)
                 seen = _entry_ms(ack[1])
                 first_seen = seen if first_seen is None else min(first_seen, seen)
-        return (self._effects(state, out, acks, first_seen),), self.RETAIN
-
-    def on_notify(self) -> tuple[Iterable[Effects], bool]:
-        if self.state is None:
-            return _NO_EFFECTS, self.RETAIN
-        out: list[Out] = []
-        self.engine.fire_due(self.state, _wall_ms(), out)
-        return (self._effects(self.state, out, [], None),), self.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        due = self.engine.next_due(self.state) if self.state is not None else None
-        return from_ms(due) if due is not None else None
-
-    def snapshot(self) -> None:
-        return None
+        return self._effects(state, out, acks, first_seen)
 
     def _effects(
         self, state: ProspectState, out: list[Out], acks: list[Ack], first_seen: int | None

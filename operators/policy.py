@@ -184,7 +184,7 @@ class Streams(_Config, frozen=True):
 
     prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+$")] = "touchflow"
     shards: Annotated[int, Meta(ge=1, le=1024)] = 4
-    checkpoint_interval_ms: PositiveInt = 1000
+    checkpoint_interval_ms: PositiveInt = 100
     state_ttl_days: PositiveInt = 200
     command_marker_ttl_hours: PositiveInt = 192
     max_deliveries: PositiveInt = 5

@@ -4,12 +4,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import pytest
 import redis
 
-from connectors.keys import Keys
+from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.redis_client import client
 from connectors.redis_server import EmbeddedRedis
@@ -80,3 +81,67 @@ def test_a_write_cut_off_in_flight_is_retried_whole_once_redis_is_back(
 def _debug_sleep(r: redis.Redis) -> None:
     with contextlib.suppress(redis.RedisError):
         r.execute_command("DEBUG", "SLEEP", "3")
+
+
+def _command(n: int, prospect: str) -> Command:
+    return Command(
+        id=f"cmd-{n}",
+        prospect=prospect,
+        ts="2026-03-02T15:00:00Z",
+        channel="sms" if n % 2 else "email",
+        action="send",
+        reason="request:c",
+        topic=None,
+        backup=None,
+        context=Context([], [], None),
+    )
+
+
+def test_batches_write_each_command_once_and_checkpoint_every_state_with_its_acks(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """More prospects than one checkpoint transaction holds; each prospect's inputs arrive in two
+    batches (so its acks accumulate); a command id repeated in a batch and across batches."""
+    keys = Keys(prefix="bulk", shards=3)
+    prospects = [f"p{n}" for n in range(450)]
+    entry_ids: dict[str, list[bytes]] = {}
+    for p in prospects:  # real pending entries, so the acknowledgements can be counted
+        stream = keys.events(shard_of(p, keys.shards))
+        entry_ids[p] = [redis_client.xadd(stream, {"event": b"{}"}) for _ in range(2)]
+    for shard in range(keys.shards):
+        redis_client.xgroup_create(keys.events(shard), keys.group, id="0")
+        redis_client.xreadgroup(keys.group, "c", {keys.events(shard): ">"})
+    sink = CommitSink(
+        lambda: client(redis_test_url), keys, Metrics(), interval_s=3600, state_ttl_s=1000
+    )
+    part = sink.build("commit", 0, 1)
+    try:
+        for batch in (0, 1):
+            items = []
+            for n, p in enumerate(prospects):
+                ack = (shard_of(p, keys.shards), entry_ids[p][batch])
+                due = 1_800_000_000_000 + n if (n % 3 == 0 and batch == 1) else None
+                state = encode_state(ProspectState(prospect=p, seq=10 * n + batch))
+                outputs: list[Any] = (
+                    [(0, 0, _command(n, p))] * (2 if n == 0 else 1) if n < 50 else []
+                )
+                items.append((p, Effects(outputs, state, due, [ack], None)))
+            part.write_batch(items)
+        part.checkpoint()
+    finally:
+        part.close()
+    sent = [
+        msgspec.json.decode(f[b"command"])["id"]
+        for channel in ("email", "sms")
+        for _i, f in redis_client.xrange(keys.commands(channel))
+    ]
+    assert sorted(sent) == sorted(f"cmd-{n}" for n in range(50))
+    for n, p in enumerate(prospects):
+        saved = redis_client.get(keys.state(p))
+        assert saved is not None
+        assert msgspec.msgpack.decode(saved)[2] == 10 * n + 1
+        assert 0 < redis_client.ttl(keys.state(p)) <= 1000
+        score = redis_client.zscore(keys.timers(shard_of(p, keys.shards)), p)
+        assert score == (1_800_000_000_000 + n if n % 3 == 0 else None)
+    for shard in range(keys.shards):
+        assert redis_client.xpending(keys.events(shard), keys.group)["pending"] == 0

@@ -1,0 +1,65 @@
+"""Loading checkpointed state: in bulk, exactly what was written, never a silent fresh state."""
+
+import pytest
+import redis
+
+from connectors.checkpoint import StateStore
+from connectors.keys import Keys
+from connectors.metrics import Metrics
+from operators.state import ProspectState, encode_state
+
+pytestmark = pytest.mark.redis
+KEYS = Keys(prefix="ckpt", shards=2)
+
+
+def _mgets_and_gets(r: redis.Redis) -> tuple[int, int]:
+    stats = r.info("commandstats")
+    return (
+        int(stats.get("cmdstat_mget", {}).get("calls", 0)),
+        int(stats.get("cmdstat_get", {}).get("calls", 0)),
+    )
+
+
+def test_requested_states_load_in_one_round_trip(redis_client: redis.Redis) -> None:
+    stored = {p: ProspectState(prospect=p, seq=n + 1) for n, p in enumerate(["a", "b", "c"])}
+    for p, state in stored.items():
+        redis_client.set(KEYS.state(p), encode_state(state))
+    store = StateStore(redis_client, KEYS, Metrics(), chunk=1_000)
+    redis_client.config_resetstat()
+    for p in ["a", "new", "b", "c"]:
+        store.request(p)
+    assert store.take("b") == stored["b"]
+    assert store.take("new") is None
+    assert store.take("a") == stored["a"]
+    assert store.take("c") == stored["c"]
+    assert _mgets_and_gets(redis_client) == (1, 0)
+
+
+def test_more_requests_than_a_chunk_take_one_mget_per_chunk(redis_client: redis.Redis) -> None:
+    prospects = [f"p{n}" for n in range(25)]
+    for n, p in enumerate(prospects):
+        if n % 2:
+            redis_client.set(KEYS.state(p), encode_state(ProspectState(prospect=p, seq=n)))
+    store = StateStore(redis_client, KEYS, Metrics(), chunk=10)
+    redis_client.config_resetstat()
+    for p in prospects:
+        store.request(p)
+    got = {p: store.take(p) for p in reversed(prospects)}
+    assert _mgets_and_gets(redis_client) == (3, 0)
+    assert got == {
+        p: (ProspectState(prospect=p, seq=n) if n % 2 else None) for n, p in enumerate(prospects)
+    }
+
+
+def test_a_take_without_a_request_still_loads(redis_client: redis.Redis) -> None:
+    redis_client.set(KEYS.state("x"), encode_state(ProspectState(prospect="x", seq=7)))
+    store = StateStore(redis_client, KEYS, Metrics())
+    assert store.take("x") == ProspectState(prospect="x", seq=7)
+
+
+def test_an_unreadable_state_stops_with_its_key_named(redis_client: redis.Redis) -> None:
+    redis_client.set(KEYS.state("broken"), b"\xc1 not msgpack")
+    store = StateStore(redis_client, KEYS, Metrics())
+    store.request("broken")
+    with pytest.raises(RuntimeError, match="ckpt:state:broken is unreadable"):
+        store.take("broken")
