@@ -757,6 +757,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         spy_steady = args.py_spy if args.py_spy_phase == "steady" else None
         with py_spy(spy_steady, flow.proc.pid):
             steady = steady_phase(streams, flow, steady_mix, args, server.pid)
+        redis_steady = redis_stalls(r)
         rounds: list[Round] = []
         spy_backlog = args.py_spy if args.py_spy_phase == "backlog" else None
         with py_spy(spy_backlog, flow.proc.pid):
@@ -781,9 +782,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             r.close()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    result = summarise(steady, rounds, args, checkpoint_s, exit_code, redis_info)
+    result = summarise(steady, rounds, args, checkpoint_s, exit_code, redis_info, redis_steady)
     result["machine"]["load_avg_1m_at_start"] = load_at_start
     return result
+
+
+def redis_stalls(r: redis.Redis) -> dict[str, int]:
+    """What could have paused Redis itself so far: AOF rewrites (a fork each), fsyncs that fell
+    behind, the last fork's duration, and the server's CPU seconds."""
+    info: Any = r.info("all")
+    return {
+        "aof_rewrites": int(info.get("aof_rewrites", 0)),
+        "aof_delayed_fsync": int(info.get("aof_delayed_fsync", 0)),
+        "latest_fork_usec": int(info.get("latest_fork_usec", 0)),
+        "used_cpu_sys_s": round(float(info.get("used_cpu_sys", 0))),
+        "used_cpu_user_s": round(float(info.get("used_cpu_user", 0))),
+    }
 
 
 def summarise(
@@ -793,6 +807,7 @@ def summarise(
     checkpoint_s: float,
     exit_code: int,
     redis_info: dict[str, Any],
+    redis_steady: dict[str, int],
 ) -> dict[str, Any]:
     lat = sorted(float(ms) for _, ms in steady.latencies) + [math.inf] * steady.missing
     measured = [(t, p) for t, p in steady.samples if t >= steady.measured_from]
@@ -848,6 +863,7 @@ def summarise(
         "backlog_cpu_pct": [x.cpu for x in rounds],
         "flow_exit_code": exit_code,
         "redis_used_memory_bytes": int(redis_info.get("used_memory", 0)),
+        "redis_during_steady": redis_steady,
         "profiled_with_py_spy": args.py_spy is not None,
         "machine": _common.machine(),
     }

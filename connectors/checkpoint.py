@@ -4,7 +4,7 @@ Writing happens in the commit sink (`connectors.redis_sink`), together with the 
 this module is the read side, used the first time a worker sees a prospect.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -19,9 +19,18 @@ from operators.state import ProspectState, decode_state
 class StateStore:
     """Loads checkpointed state in batches; an unreadable state is an error, never a fresh one.
 
-    The flow requests the states of the prospects it meets for the first time, then takes them
-    one by one; the first `take` of a round loads every requested state in one MGET per
-    `chunk` keys, instead of a round trip per prospect.
+    Two ways to batch, both one MGET per `chunk` keys instead of a round trip per prospect:
+
+    - `prefetch`, called by the decode step with a batch's prospects, loads those this process
+      has not taken yet, so that the stateful step finds them `ready` in the same activation.
+      With one worker per process (every process `touchflow run` starts) the decode step and the
+      prospect's state are in the same process; where they are not, the prefetched state is
+      simply never taken (at most `keep` such states are kept).
+    - otherwise the stateful step `request`s the state, holds the prospect's input, and the
+      first `take` of the next activation loads every requested state.
+
+    Both read a prospect's checkpoint before this process holds any state of its own for it, so
+    what they read is the newest state there is.
     """
 
     def __init__(
@@ -32,22 +41,42 @@ class StateStore:
         stopping: Callable[[], bool] = lambda: False,
         *,
         chunk: int = 1_000,
+        keep: int = 10_000,
     ) -> None:
         self._r: Any = client
         self._keys = keys
         self._metrics = metrics
         self._stopping = stopping
         self._chunk = chunk
+        self._keep = keep
         self._requested: list[str] = []
         self._loaded: dict[str, bytes | None] = {}
+        self._prefetched: dict[str, bytes | None] = {}
+        self._taken: set[str] = set()
+
+    def prefetch(self, prospects: Iterable[str]) -> None:
+        taken, prefetched = self._taken, self._prefetched
+        wanted = [p for p in dict.fromkeys(prospects) if p not in taken and p not in prefetched]
+        if not wanted:
+            return
+        if len(prefetched) + len(wanted) > self._keep:
+            prefetched.clear()  # states another process's workers own: refetched if ever needed
+        prefetched.update(self._mget_all(wanted))
+
+    def ready(self, prospect: str) -> bool:
+        return prospect in self._prefetched or prospect in self._loaded
 
     def request(self, prospect: str) -> None:
         self._requested.append(prospect)
 
     def take(self, prospect: str) -> ProspectState | None:
-        if prospect not in self._loaded:
-            self._load_requested(prospect)
-        data = self._loaded.pop(prospect)
+        if prospect in self._prefetched:
+            data = self._prefetched.pop(prospect)
+        else:
+            if prospect not in self._loaded:
+                self._load_requested(prospect)
+            data = self._loaded.pop(prospect)
+        self._taken.add(prospect)
         self._metrics.in_memory.inc()
         if data is None:
             return None
@@ -62,13 +91,16 @@ class StateStore:
         if prospect not in wanted:
             wanted.append(prospect)
         self._requested = []
+        self._loaded.update(self._mget_all(wanted))
+
+    def _mget_all(self, prospects: list[str]) -> Iterator[tuple[str, bytes | None]]:
         state_key = self._keys.state
-        for start in range(0, len(wanted), self._chunk):
-            part = wanted[start : start + self._chunk]
+        for start in range(0, len(prospects), self._chunk):
+            part = prospects[start : start + self._chunk]
             values = retrying(
                 "load states", self._mget([state_key(p) for p in part]), self._stopping
             )
-            self._loaded.update(zip(part, values, strict=True))
+            yield from zip(part, values, strict=True)
 
     def _mget(self, keys: list[str]) -> Callable[[], list[bytes | None]]:
         return lambda: self._r.mget(keys)

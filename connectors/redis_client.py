@@ -36,15 +36,17 @@ def redacted(url: str) -> str:
 def client(url: str, *, retries: int = 10) -> redis.Redis:
     """A client that rides out a Redis restart: exponential backoff, capped at 2 s a try."""
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=_RETRY_ERRORS)
-    return redis.Redis.from_url(
+    r = redis.Redis.from_url(
         url,
-        protocol=2,  # replies parsed by our code (stream reads) have one known shape
         retry=retry,
         retry_on_error=[ConnectionError, TimeoutError],
         health_check_interval=30,
         socket_connect_timeout=5,
         socket_keepalive=True,
     )
+    # RESP2 even if the URL asks otherwise: replies our code parses (stream reads) have one shape.
+    r.connection_pool.connection_kwargs["protocol"] = 2
+    return r
 
 
 def connect(url: str) -> redis.Redis:

@@ -7,11 +7,12 @@ has one sink that receives a prospect's `Effects` whole and:
 1. writes commands at once (latency), each at most once per command id: a Lua script does, per
    command, SET-if-absent on a marker with a TTL and XADDs only if it was absent, atomically;
 2. writes decision records (the same script call: one round trip per batch, however large);
-3. at each checkpoint interval, for every dirty prospect, in one MULTI transaction per chunk of
-   prospects: the latest state (with a TTL beyond the longest rule horizon), its next timer in
-   the shard's timer set, then XACK of every input that state includes. Chunks keep each
-   transaction short, since Redis serves nothing else while it runs one (5,000 states in one
-   transaction held it for ~25 ms, and every trigger waiting behind it).
+3. at each checkpoint interval, for every dirty prospect, in one Lua script call per chunk of
+   prospects (atomic, and a failing call stops before the acks): the latest state (with a TTL
+   beyond the longest rule horizon), its next timer in the shard's timer set, then XACK of
+   every input that state includes. Chunks keep each call short, since Redis serves nothing
+   else while it runs one (5,000 states in one transaction held it for ~25 ms, and every
+   trigger waiting behind it).
 
 Both scripts take a whole batch per call: redis-py spends more time packing a command than
 Redis spends running it, so the number of commands, not their size, is the cost to cut.
@@ -53,16 +54,25 @@ for i = 3 + n, #ARGV do
 end
 return n
 """
-# KEYS: state keys. ARGV: the TTL, then one state per key.
-_SET_STATES: Final = """
-local ttl = ARGV[1]
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
+# KEYS: state keys. ARGV: the TTL, one state per key, then commands to run after the states,
+# each as its argument count and its arguments (ZREM/ZADD of timers, then XACK).
+_CHECKPOINT: Final = """
+local ttl, n = ARGV[1], #KEYS
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl)
 end
-return #KEYS
+local i = n + 2
+while i <= #ARGV do
+  local count = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + count))
+  i = i + count + 1
+end
+return n
 """
 # Outputs or states per script call: bounds how long one call blocks Redis.
 _CHUNK: Final = 200
+# Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
+_MAX_ARGS: Final = 1_000
 _MAX_BACKOFF_S: Final = 2.0
 
 # A dirty prospect: its latest encoded state, next timer, and the inputs that state includes.
@@ -81,6 +91,14 @@ def retrying(what: str, action: Callable[[], Any], stopping: Callable[[], bool])
             backoff = min(_MAX_BACKOFF_S, backoff * 2)
             if stopping() and backoff >= _MAX_BACKOFF_S:
                 log.warning("%s: still retrying while stopping", what)
+
+
+def _split(
+    head: list[bytes | int | str], args: list[Any], step: int = 1
+) -> list[list[bytes | int | str]]:
+    """`head + args` as commands of at most `_MAX_ARGS` arguments (`step` keeps pairs whole)."""
+    size = _MAX_ARGS - _MAX_ARGS % step
+    return [head + args[i : i + size] for i in range(0, len(args), size)]
 
 
 class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
@@ -119,7 +137,8 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
             dirty = self._dirty
             for prospect, fx in items:
                 older = dirty.get(prospect)
-                acks = older[2] + fx.acks if older is not None else fx.acks
+                acks = older[2] if older is not None else []
+                acks += fx.acks
                 dirty[prospect] = (fx.state, fx.next_due, acks)
 
     def _outputs_pipeline(self, items: list[tuple[str, Effects]]) -> Any:
@@ -176,15 +195,16 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                     self._dirty[prospect] = (newer[0], newer[1], acks + newer[2])
 
     def _write_chunk(self, dirty: dict[str, _Dirty]) -> None:
-        self._checkpoint_pipeline(dirty).execute()
-
-    def _checkpoint_pipeline(self, dirty: dict[str, _Dirty]) -> Any:
-        """One transaction: states, timers, then the acks of the inputs those states include."""
-        pipe = self._r.pipeline(transaction=True)
-        command = pipe.execute_command
         keys = [self._keys.state(p) for p in dirty]
-        states = [state for state, _due, _acks in dirty.values()]
-        command("EVAL", _SET_STATES, len(keys), *keys, self._state_ttl, *states)
+        argv: list[bytes | int | str] = [self._state_ttl]
+        argv += [state for state, _due, _acks in dirty.values()]
+        for command in self._after_states(dirty):
+            argv.append(len(command))
+            argv += command
+        self._r.execute_command("EVAL", _CHECKPOINT, len(keys), *keys, *argv)
+
+    def _after_states(self, dirty: dict[str, _Dirty]) -> list[list[bytes | int | str]]:
+        """Timer updates, then the acks of the inputs these states include."""
         due_by_shard: dict[int, list[int | str]] = defaultdict(list)
         none_by_shard: dict[int, list[str]] = defaultdict(list)
         acks_by_shard: dict[int, list[bytes]] = defaultdict(list)
@@ -196,17 +216,18 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 due_by_shard[shard_of(prospect, shards)] += (due, prospect)
             for shard, entry_id in acks:
                 acks_by_shard[shard].append(entry_id)
+        out: list[list[bytes | int | str]] = []
         for shard, members in none_by_shard.items():
-            command("ZREM", self._keys.timers(shard), *members)
+            out += _split(["ZREM", self._keys.timers(shard)], members)
         for shard, scored in due_by_shard.items():
-            command("ZADD", self._keys.timers(shard), *scored)
+            out += _split(["ZADD", self._keys.timers(shard)], scored, step=2)
         for shard, ids in acks_by_shard.items():
-            command("XACK", self._keys.events(shard), self._keys.group, *ids)
-        return pipe
+            out += _split(["XACK", self._keys.events(shard), self._keys.group], ids)
+        return out
 
     def _flush_loop(self) -> None:
         """Checkpoint every interval on this thread, so the worker never waits for it: the
-        transaction's round trips release the GIL, and the dataflow goes on meanwhile."""
+        checkpoint's round trips release the GIL, and the dataflow goes on meanwhile."""
         while not self._closed.wait(self._interval):
             if time.monotonic() >= self._next_checkpoint:
                 try:

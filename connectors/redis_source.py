@@ -38,11 +38,11 @@ _MAX_BACKOFF_S: Final = 2.0
 class SourceSettings:
     """How the source reads; all intervals in milliseconds."""
 
-    batch_size: int = 512
+    batch_size: int = 128
     max_deliveries: int = 5
     claim_idle_ms: int = 30_000
     claim_every_ms: int = 10_000
-    timers_every_ms: int = 1_000
+    timers_every_ms: int = 250
 
 
 class _ShardPartition(StatefulSourcePartition[Entry, None]):

@@ -3,12 +3,17 @@
 Timers: in replay, due times lie in the past of the wall clock, so `notify_at` would fire them at
 once and out of event order. Replay therefore fires a prospect's timers lazily (the engine fires
 every timer due by an event's time before applying it) and at end of input up to `--until`.
-`LiveProspectLogic` also returns the next due time from `notify_at`, so live timers wake on
-the wall clock.
+
+Live, a prospect's next due time goes to Redis with its checkpoint (a sorted set per shard), and
+the event source turns due entries into wake-up inputs. Not Bytewax's `notify_at`: Bytewax 0.21's
+`stateful_batch` scans every key with a scheduled notification on every activation, so with tens
+of thousands of prospects waiting (a minute of arbitration windows, days of sequence steps) the
+scan, not the rules, used most of the worker (README, Benchmarks). `notify_at` is kept for one
+short wait only: a first batch held while its state loads.
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final, NamedTuple, Protocol
 
@@ -17,7 +22,6 @@ from bytewax.operators import StatefulBatchLogic
 from operators.engine import Engine, Out
 from operators.events import Event
 from operators.state import ProspectState, encode_state
-from operators.timeutil import from_ms
 
 _NOTHING: Final[tuple[list[Out], ...]] = ()
 
@@ -68,9 +72,12 @@ LiveInput = tuple[Event | str, Ack | None]
 class StateLoader(Protocol):
     """Loads checkpointed state, many prospects per round trip.
 
-    `request` names a prospect whose state will be needed; `take` returns it (None for a new
-    prospect), loading every requested prospect at once if this one is not loaded yet.
+    `ready` says whether a prospect's state is loaded already (prefetched); `request` names a
+    prospect whose state will be needed; `take` returns it (None for a new prospect), loading
+    every requested prospect at once if this one is not loaded yet.
     """
+
+    def ready(self, prospect: str) -> bool: ...
 
     def request(self, prospect: str) -> None: ...
 
@@ -99,16 +106,20 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
     """Live mode: load state on first sight, wake timers on the wall clock, emit `Effects`.
 
     Bytewax builds one logic per key and calls it key by key, so loading state in the first
-    `on_batch` would cost one Redis round trip per new prospect. Instead the first batch is held
-    and the state requested; Bytewax calls `on_notify` for every such key in its next activation,
-    and the first of those loads all requested states in one round trip.
+    `on_batch` would cost one Redis round trip per new prospect. The decode step prefetches the
+    states of a batch's prospects in one round trip, so they are usually ready. If not, the
+    first batch is held and the state requested; Bytewax calls `on_notify` for every such key in
+    its next activation, and the first of those loads all requested states in one round trip.
     """
 
-    __slots__ = ("engine", "held", "loader", "prospect", "state")
+    __slots__ = ("clock", "engine", "held", "loader", "prospect", "state")
 
-    def __init__(self, engine: Engine, loader: StateLoader) -> None:
+    def __init__(
+        self, engine: Engine, loader: StateLoader, clock: Callable[[], int] | None = None
+    ) -> None:
         self.engine = engine
         self.loader = loader
+        self.clock = clock or _wall_ms  # ms; timers fire on the wall clock live
         self.state: ProspectState | None = None
         self.held: list[LiveInput] = []
         self.prospect = ""
@@ -119,20 +130,19 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
             if not self.held:
                 first = values[0][0]
                 self.prospect = first if isinstance(first, str) else first.prospect
-                self.loader.request(self.prospect)
-                self.held = list(values)
-                return _NO_EFFECTS, self.RETAIN
-            state, values = self._loaded(), self._release() + values
+                if not self.loader.ready(self.prospect):
+                    self.loader.request(self.prospect)
+                    self.held = list(values)
+                    return _NO_EFFECTS, self.RETAIN
+                state = self._loaded()
+            else:
+                state, values = self._loaded(), self._release() + values
         return (self._apply(state, values),), self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Effects], bool]:
-        if self.state is None:
-            if not self.held:
-                return _NO_EFFECTS, self.RETAIN
+        if self.state is None and self.held:
             return (self._apply(self._loaded(), self._release()),), self.RETAIN
-        out: list[Out] = []
-        self.engine.fire_due(self.state, _wall_ms(), out)
-        return (self._effects(self.state, out, [], None),), self.RETAIN
+        return _NO_EFFECTS, self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Effects], bool]:
         if self.state is None and self.held:
@@ -140,10 +150,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
         return _NO_EFFECTS, self.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if self.state is None:
-            return _AT_ONCE if self.held else None
-        due = self.engine.next_due(self.state)
-        return from_ms(due) if due is not None else None
+        return _AT_ONCE if self.held else None
 
     def snapshot(self) -> None:
         return None
@@ -163,13 +170,16 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
         first_seen: int | None = None
         for item, ack in values:
             if isinstance(item, str):
-                self.engine.fire_due(state, _wall_ms(), out)
+                self.engine.fire_due(state, self.clock(), out)
             else:
                 out.extend(self.engine.apply(state, item))
             if ack is not None:
                 acks.append(ack)
                 seen = _entry_ms(ack[1])
                 first_seen = seen if first_seen is None else min(first_seen, seen)
+        due = self.engine.next_due(state)
+        if due is not None and due <= (now := self.clock()):  # due already: no wake-up needed
+            self.engine.fire_due(state, now, out)
         return self._effects(state, out, acks, first_seen)
 
     def _effects(

@@ -63,3 +63,27 @@ def test_an_unreadable_state_stops_with_its_key_named(redis_client: redis.Redis)
     store.request("broken")
     with pytest.raises(RuntimeError, match="ckpt:state:broken is unreadable"):
         store.take("broken")
+
+
+def test_prefetched_states_are_ready_and_cost_one_round_trip(redis_client: redis.Redis) -> None:
+    redis_client.set(KEYS.state("a"), encode_state(ProspectState(prospect="a", seq=3)))
+    store = StateStore(redis_client, KEYS, Metrics(), keep=3)
+    redis_client.config_resetstat()
+    store.prefetch(["a", "new", "a"])
+    assert store.ready("a")
+    assert store.ready("new")
+    assert not store.ready("other")
+    assert store.take("a") == ProspectState(prospect="a", seq=3)
+    assert store.take("new") is None
+    assert _mgets_and_gets(redis_client) == (1, 0)
+    store.prefetch(["a", "new"])  # taken already: this process holds their states now
+    assert _mgets_and_gets(redis_client) == (1, 0)
+    assert not store.ready("a")
+
+
+def test_prefetched_states_nobody_takes_are_bounded(redis_client: redis.Redis) -> None:
+    store = StateStore(redis_client, KEYS, Metrics(), keep=3)
+    store.prefetch(["x1", "x2", "x3"])
+    store.prefetch(["x4", "x5"])  # over `keep`: the untaken ones go
+    assert [p for p in ["x1", "x2", "x3", "x4", "x5"] if store.ready(p)] == ["x4", "x5"]
+    assert store.take("x1") is None  # still loads, one round trip of its own

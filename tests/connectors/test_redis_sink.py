@@ -145,3 +145,27 @@ def test_batches_write_each_command_once_and_checkpoint_every_state_with_its_ack
         assert score == (1_800_000_000_000 + n if n % 3 == 0 else None)
     for shard in range(keys.shards):
         assert redis_client.xpending(keys.events(shard), keys.group)["pending"] == 0
+
+
+def test_one_state_including_thousands_of_inputs_acks_them_all(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """A backlog replayed onto one prospect: more acks than one command inside the checkpoint
+    script may carry (Lua's unpack limit), so they are split, and none is left pending."""
+    keys = Keys(prefix="many", shards=1)
+    stream = keys.events(0)
+    ids = [redis_client.xadd(stream, {"event": b"{}"}) for _ in range(2_500)]
+    redis_client.xgroup_create(stream, keys.group, id="0")
+    redis_client.xreadgroup(keys.group, "c", {stream: ">"})
+    part = CommitSink(lambda: client(redis_test_url), keys, Metrics(), interval_s=3600).build(
+        "commit", 0, 1
+    )
+    try:
+        state = encode_state(ProspectState(prospect="p", seq=1))
+        part.write_batch([("p", Effects([], state, 5, [(0, i) for i in ids], None))])
+        part.checkpoint()
+    finally:
+        part.close()
+    assert redis_client.xpending(stream, keys.group)["pending"] == 0
+    assert redis_client.zscore(keys.timers(0), "p") == 5
+    assert redis_client.get(keys.state("p")) == state

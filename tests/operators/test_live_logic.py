@@ -4,6 +4,8 @@
 states of all prospects seen for the first time load in one round trip. Driven the way Bytewax
 drives it (batches of any size, `on_notify` when `notify_at` says so, `on_eof` at the end), it
 must produce exactly what applying every event in order to the checkpointed state produces.
+Timers due on the wall clock fire at the end of the batch that finds them due (wake-up inputs
+bring the others); the equivalence runs with a clock at 0, so only event time fires timers.
 """
 
 from datetime import datetime
@@ -17,6 +19,7 @@ from operators.engine import Engine
 from operators.events import Event, decode_event
 from operators.logic import Effects, LiveInput, LiveProspectLogic
 from operators.policy import load_policy
+from operators.records import Command
 from operators.state import ProspectState, decode_state, encode_state
 from tests.streams import event_streams
 
@@ -26,17 +29,24 @@ ENGINE = Engine(load_policy())
 class DictLoader:
     """The `StateLoader` protocol over a dict of encoded states; counts its load rounds."""
 
-    def __init__(self, stored: dict[str, bytes]) -> None:
+    def __init__(self, stored: dict[str, bytes], prefetched: frozenset[str] = frozenset()) -> None:
         self.stored = stored
+        self.prefetched = set(prefetched)  # these are `ready` until taken
         self.requested: list[str] = []
         self.loaded: dict[str, bytes | None] = {}
         self.rounds = 0
         self.taken: list[str] = []
 
+    def ready(self, prospect: str) -> bool:
+        return prospect in self.prefetched
+
     def request(self, prospect: str) -> None:
         self.requested.append(prospect)
 
     def take(self, prospect: str) -> ProspectState | None:
+        if prospect in self.prefetched:
+            self.prefetched.discard(prospect)
+            self.loaded[prospect] = self.stored.get(prospect)
         if prospect not in self.loaded:
             self.rounds += 1
             for p in [*self.requested, prospect]:
@@ -52,10 +62,14 @@ def decoded(docs: list[dict[str, Any]]) -> list[Event]:
 
 
 def due_now(logic: LiveProspectLogic) -> bool:
-    """Held input asks for a notification at once (any past time); real timers are not fired
-    here: they fire on the wall clock, which the direct application below does not have."""
+    """Held input asks for a notification at once (any past time); nothing else may ask."""
     at = logic.notify_at()
-    return at is not None and at < datetime(2001, 1, 1, tzinfo=at.tzinfo)
+    assert at is None or at < datetime(2001, 1, 1, tzinfo=at.tzinfo)
+    return at is not None
+
+
+def never() -> int:
+    return 0
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +84,8 @@ def test_held_batches_and_bulk_loads_give_the_direct_outputs(
     for event in stream[:cut]:
         state = direct.setdefault(event.prospect, ProspectState(prospect=event.prospect))
         ENGINE.apply(state, event)
-    loader = DictLoader({p: encode_state(s) for p, s in direct.items()})
+    prefetched = data.draw(st.frozensets(st.sampled_from(["p0", "p1", "p2"])), label="prefetched")
+    loader = DictLoader({p: encode_state(s) for p, s in direct.items()}, prefetched)
     expected: dict[str, list[Any]] = {}
     for event in stream[cut:]:
         state = direct.setdefault(event.prospect, ProspectState(prospect=event.prospect))
@@ -96,7 +111,7 @@ def test_held_batches_and_bulk_loads_give_the_direct_outputs(
         for event, ack in activation:
             by_key.setdefault(event.prospect, []).append((event, ack))
         for prospect, values in by_key.items():
-            logic = logics.setdefault(prospect, LiveProspectLogic(ENGINE, loader))
+            logic = logics.setdefault(prospect, LiveProspectLogic(ENGINE, loader, never))
             collect(prospect, logic.on_batch(values)[0])
         for prospect, logic in logics.items():
             if prospect not in by_key and due_now(logic):
@@ -120,7 +135,7 @@ def test_first_batches_of_many_prospects_load_in_one_round() -> None:
             for k in range(5)
         ]
     )
-    logics = [LiveProspectLogic(ENGINE, loader) for _ in events]
+    logics = [LiveProspectLogic(ENGINE, loader, never) for _ in events]
     for logic, event in zip(logics, events, strict=True):
         effects, _ = logic.on_batch([(event, (0, b"1-0"))])
         assert list(effects) == [], "the first batch is held until the states are loaded"
@@ -131,3 +146,38 @@ def test_first_batches_of_many_prospects_load_in_one_round() -> None:
         assert fx.acks == [(0, b"1-0")]
     assert loader.rounds == 1
     assert not any(due_now(logic) for logic in logics)
+
+
+def test_a_timer_due_on_the_wall_clock_fires_in_the_batch_and_wake_ups_fire_later_ones() -> None:
+    """A campaign request waits for its arbitration window; live, the window closes on the wall
+    clock: at the end of a batch that finds it closed, or on a wake-up input."""
+    request = decoded(
+        [
+            {"id": "r1", "type": "touch_request", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}
+            | {"channel": "chat", "campaign": "c"}
+        ]
+    )[0]
+    window_closes = ENGINE.policy.requests.arbitration_seconds * 1000 + 1772463600000
+    now = [window_closes - 1]
+    logic = LiveProspectLogic(ENGINE, DictLoader({}), lambda: now[0])
+    logic.on_batch([(request, (0, b"1-0"))])
+    (fx,) = logic.on_notify()[0]
+    assert fx.outputs == []
+    assert fx.next_due == window_closes
+    now[0] = window_closes
+    (fx,) = logic.on_batch([("p", None)])[0]  # the source's wake-up
+    assert [r.channel for _t, _s, r in fx.outputs if isinstance(r, Command)] == ["chat"]
+    assert fx.next_due is None
+    assert logic.notify_at() is None, "timers never go through Bytewax's notify_at"
+
+
+def test_a_prefetched_state_is_used_in_the_same_batch() -> None:
+    event = decoded(
+        [{"id": "e", "type": "form_submit", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}]
+    )[0]
+    loader = DictLoader({}, frozenset({"p"}))
+    logic = LiveProspectLogic(ENGINE, loader, never)
+    (fx,) = logic.on_batch([(event, (0, b"1-0"))])[0]
+    assert [r.channel for _t, _s, r in fx.outputs if isinstance(r, Command)] == ["email"]
+    assert not due_now(logic)
+    assert loader.rounds == 0
