@@ -1,5 +1,8 @@
 """The event source on a real Redis: one round trip reads every shard's new entries."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import redis
 
@@ -17,48 +20,46 @@ def _pending(r: redis.Redis, shard: int) -> int:
     return int(r.xpending(KEYS.events(shard), KEYS.group)["pending"])
 
 
-def test_the_first_partition_polled_reads_for_every_shard(
-    redis_client: redis.Redis, redis_test_url: str
-) -> None:
+@pytest.fixture
+def parts(redis_client: redis.Redis, redis_test_url: str) -> Iterator[list[Any]]:
+    """One worker's partitions for every shard, each past its (empty) backlog."""
     source = RedisEventSource(lambda: client(redis_test_url), KEYS, SETTINGS)
-    parts = [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
+    built = [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
     try:
-        for part in parts:
-            assert part.next_batch() == []  # its (empty) backlog first
-        for shard in range(KEYS.shards):
-            for k in range(2):
-                redis_client.xadd(KEYS.events(shard), {"event": f"s{shard}-{k}".encode()})
-        first = parts[0].next_batch()
-        assert [raw for _s, _id, raw in first] == [b"s0-0", b"s0-1"]
-        # Shards 1 and 2 were read in the same round trip: delivered, waiting for their partition.
-        assert [_pending(redis_client, shard) for shard in (1, 2)] == [2, 2]
-        redis_client.config_resetstat()
-        got = [parts[n].next_batch() for n in (1, 2)]
-        assert [[(s, raw) for s, _id, raw in batch] for batch in got] == [
-            [(1, b"s1-0"), (1, b"s1-1")],
-            [(2, b"s2-0"), (2, b"s2-1")],
-        ]
-        assert "cmdstat_xreadgroup" not in redis_client.info("commandstats")
+        for part in built:
+            assert part.next_batch() == []
+        yield built
     finally:
-        for part in parts:
+        for part in built:
             part.close()
+
+
+def test_the_first_partition_polled_reads_for_every_shard(
+    redis_client: redis.Redis, parts: list[Any]
+) -> None:
+    for shard in range(KEYS.shards):
+        for k in range(2):
+            redis_client.xadd(KEYS.events(shard), {"event": f"s{shard}-{k}".encode()})
+    first = parts[0].next_batch()
+    assert [raw for _s, _id, raw in first] == [b"s0-0", b"s0-1"]
+    # Shards 1 and 2 were read in the same round trip: delivered, waiting for their partition.
+    assert [_pending(redis_client, shard) for shard in (1, 2)] == [2, 2]
+    redis_client.config_resetstat()
+    got = [parts[n].next_batch() for n in (1, 2)]
+    assert [[(s, raw) for s, _id, raw in batch] for batch in got] == [
+        [(1, b"s1-0"), (1, b"s1-1")],
+        [(2, b"s2-0"), (2, b"s2-1")],
+    ]
+    assert "cmdstat_xreadgroup" not in redis_client.info("commandstats")
 
 
 def test_a_shard_whose_group_vanished_recovers_without_stopping_the_others(
-    redis_client: redis.Redis, redis_test_url: str
+    redis_client: redis.Redis, parts: list[Any]
 ) -> None:
-    source = RedisEventSource(lambda: client(redis_test_url), KEYS, SETTINGS)
-    parts = [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
-    try:
-        for part in parts:
-            part.next_batch()
-        redis_client.delete(KEYS.events(1))  # Redis lost the stream and its group
-        redis_client.xadd(KEYS.events(0), {"event": b"a"})
-        assert [raw for _s, _i, raw in parts[0].next_batch()] == [b"a"]
-        assert parts[1].next_batch() == []  # NOGROUP: group created again, backlog first
-        redis_client.xadd(KEYS.events(1), {"event": b"b"})
-        seen = [raw for _ in range(3) for _s, _i, raw in parts[1].next_batch()]
-        assert seen == [b"b"]
-    finally:
-        for part in parts:
-            part.close()
+    redis_client.delete(KEYS.events(1))  # Redis lost the stream and its group
+    redis_client.xadd(KEYS.events(0), {"event": b"a"})
+    assert [raw for _s, _i, raw in parts[0].next_batch()] == [b"a"]
+    assert parts[1].next_batch() == []  # NOGROUP: group created again, backlog first
+    redis_client.xadd(KEYS.events(1), {"event": b"b"})
+    seen = [raw for _ in range(3) for _s, _i, raw in parts[1].next_batch()]
+    assert seen == [b"b"]
