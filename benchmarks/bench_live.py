@@ -6,7 +6,7 @@ Setup
     `touchflow run --redis URL --config <tmp copy of config/default.toml> --workers N` as a child
     process in its own session, and waits for its "touchflow live on" log line and for the
     consumer group on every shard stream. The bundled default policy is used unchanged (4 shards,
-    1 s checkpoints, 60 s arbitration windows): nothing needed changing, so what is measured is
+    100 ms checkpoints, 60 s arbitration windows): nothing needed changing, so what is measured is
     what `touchflow run` does out of the box. Nothing here touches a developer's Redis.
 
 The mix (what is published)
