@@ -23,9 +23,9 @@ class StateStore:
 
     - `prefetch`, called by the decode step with a batch's prospects, loads those this process
       has not taken yet, so that the stateful step finds them `ready` in the same activation.
-      With one worker per process (every process `touchflow run` starts) the decode step and the
-      prospect's state are in the same process; where they are not, the prefetched state is
-      simply never taken (at most `keep` such states are kept).
+      Only for a flow of one worker: with several, Bytewax routes a prospect to the worker its
+      key hashes to, unrelated to which worker decodes its shard, so most prefetches would miss.
+      A prefetched state nobody takes is dropped (at most `keep` are kept).
     - otherwise the stateful step `request`s the state, holds the prospect's input, and the
       first `take` of the next activation loads every requested state.
 
@@ -72,6 +72,7 @@ class StateStore:
     def take(self, prospect: str) -> ProspectState | None:
         if prospect in self._prefetched:
             data = self._prefetched.pop(prospect)
+            self._loaded.pop(prospect, None)
         else:
             if prospect not in self._loaded:
                 self._load_requested(prospect)
@@ -87,7 +88,8 @@ class StateStore:
             raise RuntimeError(msg) from exc
 
     def _load_requested(self, prospect: str) -> None:
-        wanted = [p for p in dict.fromkeys(self._requested) if p not in self._loaded]
+        taken, loaded = self._taken, self._loaded
+        wanted = [p for p in dict.fromkeys(self._requested) if p not in loaded and p not in taken]
         if prospect not in wanted:
             wanted.append(prospect)
         self._requested = []

@@ -34,9 +34,14 @@ def redacted(url: str) -> str:
 
 
 def client(url: str, *, retries: int = 10) -> redis.Redis:
-    """A client that rides out a Redis restart: exponential backoff, capped at 2 s a try."""
+    """A client that rides out a Redis restart: exponential backoff, capped at 2 s a try.
+
+    Always RESP2, whatever the URL asks: replies our code parses itself (stream reads) have one
+    shape. The protocol is set on the pool before the client is made, because redis-py picks its
+    reply parsers from the pool's settings when the client is created.
+    """
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=_RETRY_ERRORS)
-    r = redis.Redis.from_url(
+    pool = redis.ConnectionPool.from_url(
         url,
         retry=retry,
         retry_on_error=[ConnectionError, TimeoutError],
@@ -44,9 +49,8 @@ def client(url: str, *, retries: int = 10) -> redis.Redis:
         socket_connect_timeout=5,
         socket_keepalive=True,
     )
-    # RESP2 even if the URL asks otherwise: replies our code parses (stream reads) have one shape.
-    r.connection_pool.connection_kwargs["protocol"] = 2
-    return r
+    pool.connection_kwargs["protocol"] = 2
+    return redis.Redis(connection_pool=pool)
 
 
 def connect(url: str) -> redis.Redis:

@@ -54,7 +54,8 @@ class _NewEntries:
     first partition polled reads for every shard past its backlog that has nothing waiting (one
     pipeline of XREADGROUPs, each shard under its own consumer name), and the others take what
     was read for them. Entries waiting here are already delivered: if the process dies, they are
-    in their shard's pending list and come back as backlog.
+    in their shard's pending list and come back as backlog. Its client must not retry on its
+    own: a pipeline re-sent after a lost reply would read past the entries Redis delivered.
     """
 
     def __init__(self, client: redis.Redis, keys: Keys, count: int) -> None:
@@ -91,7 +92,12 @@ class _NewEntries:
                 "XREADGROUP", "GROUP", keys.group, keys.consumer(shard),
                 "COUNT", self._count, "STREAMS", keys.events(shard), ">",
             )  # fmt: skip
-        replies = pipe.execute(raise_on_error=False)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            # Redis may have run the reads and the replies were lost: every shard in this
+            # pipeline must look for its entries in its pending list (see `_ShardPartition`).
+            replies = [exc] * len(shards)
         for shard, reply in zip(shards, replies, strict=True):
             self._read[shard] = reply if isinstance(reply, Exception) else _parse_read(reply)
 
@@ -126,6 +132,7 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         self._settings = settings
         self._stopping = stopping
         self._backlog_cursor: bytes | None = b"0"  # own pending entries first
+        self._handed = b"0"  # id of the last entry read for the flow (backlog or new)
         self._next_claim = 0.0
         self._next_timers = 0.0
         self._awake: datetime | None = None
@@ -140,6 +147,10 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         try:
             batch = self._read()
         except (ConnectionError, TimeoutError, OSError) as exc:
+            # A read's reply may be lost after Redis delivered its entries: those are now in
+            # this consumer's pending list, after the last entry handed on. Read from there.
+            self._backlog_cursor = self._handed
+            self._new.leave(self._shard)
             self._backoff = min(_MAX_BACKOFF_S, max(0.05, self._backoff * 2))
             log.warning("shard %d: Redis unavailable (%s); retrying", self._shard, exc)
             self._awake = datetime.now().astimezone() + timedelta(seconds=self._backoff)
@@ -148,7 +159,7 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             if "NOGROUP" not in str(exc):
                 raise
             ensure_group(self._r, self._stream, self._keys.group)  # Redis lost its data
-            self._backlog_cursor = b"0"
+            self._backlog_cursor = self._handed = b"0"
             self._new.leave(self._shard)
             return []
         self._backoff = 0.0
@@ -178,7 +189,10 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         if now >= self._next_claim:
             self._next_claim = now + self._settings.claim_every_ms / 1000
             out += self._claim_idle()
-        return out + self._entries(self._new.take(self._shard))
+        raw = self._new.take(self._shard)
+        if raw:
+            self._handed = raw[-1][0]
+        return out + self._entries(raw)
 
     def _xreadgroup(self, cursor: bytes) -> list[tuple[bytes, bytes | None]]:
         return _parse_read(
@@ -196,7 +210,7 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             self._backlog_cursor = None
             self._new.join(self._shard)
             return []
-        self._backlog_cursor = raw[-1][0]
+        self._backlog_cursor = self._handed = raw[-1][0]
         return self._without_poison(raw)
 
     def _claim_idle(self) -> list[Entry]:
@@ -291,8 +305,12 @@ class RedisEventSource(FixedPartitionedSource[Entry, None]):
         keys: Keys,
         settings: SourceSettings | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        make_reader_client: Callable[[], redis.Redis] | None = None,
     ) -> None:
+        """`make_reader_client`: for the shared reads of new entries, a client that does not
+        retry by itself (default: `make_client`)."""
         self._make_client = make_client
+        self._make_reader_client = make_reader_client or make_client
         self._keys = keys
         self._settings = settings or SourceSettings()
         self._stopping = stopping
@@ -304,7 +322,9 @@ class RedisEventSource(FixedPartitionedSource[Entry, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ShardPartition:
         new_entries = self._readers.get(threading.get_ident())  # one per worker thread
         if new_entries is None:
-            new_entries = _NewEntries(self._client(), self._keys, self._settings.batch_size)
+            reader = self._make_reader_client()
+            reader.set_response_callback("XREADGROUP", _raw)
+            new_entries = _NewEntries(reader, self._keys, self._settings.batch_size)
             self._readers[threading.get_ident()] = new_entries
         return _ShardPartition(
             self._client(), self._keys, int(for_part), self._settings, self._stopping, new_entries

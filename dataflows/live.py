@@ -69,8 +69,12 @@ def keys_for(policy: Policy) -> Keys:
     return Keys(prefix=policy.streams.prefix, shards=policy.streams.shards)
 
 
-def live_flow(policy: Policy, url: str, metrics: Metrics) -> object:
-    """The live dataflow for one process; every Redis client comes from `url`."""
+def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = True) -> object:
+    """The live dataflow for one process; every Redis client comes from `url`.
+
+    `prefetch`: the decode step loads new prospects' states (see `StateStore`); only right when
+    this process is the whole cluster.
+    """
     keys = keys_for(policy)
     streams = policy.streams
     engine = Engine(policy)
@@ -99,11 +103,14 @@ def live_flow(policy: Policy, url: str, metrics: Metrics) -> object:
                     kind = event_type(cast(Event, value[0]))
                     counts[kind] = counts.get(kind, 0) + 1
         metrics.events_decoded(counts)
-        store.prefetch(prospects)
+        if prefetch:
+            store.prefetch(prospects)
         return decoded
 
     return build_flow(
-        RedisEventSource(make, keys, settings, stopping),
+        RedisEventSource(
+            make, keys, settings, stopping, make_reader_client=lambda: client(url, retries=0)
+        ),
         decode,
         logic,
         CommitSink(
@@ -120,17 +127,25 @@ def live_flow(policy: Policy, url: str, metrics: Metrics) -> object:
 
 
 def watch_lag(r: redis.Redis, keys: Keys, metrics: Metrics, every_s: float = 5.0) -> None:
-    """Per shard: entries not yet acknowledged (Redis 7's undelivered `lag` plus pending)."""
+    """Keep the consumer-lag gauges current until the flow stops."""
     while not _STOP.wait(every_s):
-        for shard in range(keys.shards):
-            try:
-                groups: Any = r.xinfo_groups(keys.events(shard))
-            except redis.RedisError:
-                continue
-            for group in groups:
-                if group["name"].decode() == keys.group:
-                    lag = (group.get("lag") or 0) + group["pending"]
-                    metrics.lag.labels(str(shard)).set(lag)
+        try:
+            record_lag(r, keys, metrics)
+        except Exception:  # a metric must never stop, nor be stopped by, the flow
+            log.exception("reading consumer lag failed")
+
+
+def record_lag(r: redis.Redis, keys: Keys, metrics: Metrics) -> None:
+    """Per shard: entries not yet acknowledged (Redis 7's undelivered `lag` plus pending)."""
+    for shard in range(keys.shards):
+        try:
+            groups: Any = r.xinfo_groups(keys.events(shard))
+        except redis.RedisError:
+            continue
+        for group in groups:
+            if group["name"].decode() == keys.group:
+                lag = (group.get("lag") or 0) + group["pending"]
+                metrics.lag.labels(str(shard)).set(lag)
 
 
 def run(policy: Policy, settings: LiveSettings) -> int:
@@ -177,7 +192,7 @@ def run_worker(
                 return False
 
         server = serve(metrics, metrics_port + proc_id, healthy)
-    flow = live_flow(policy, url, metrics)
+    flow = live_flow(policy, url, metrics, prefetch=addresses is None)
     if proc_id == 0:
         threading.Thread(
             target=watch_lag, args=(client(url), keys_for(policy), metrics), daemon=True

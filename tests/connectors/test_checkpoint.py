@@ -87,3 +87,17 @@ def test_prefetched_states_nobody_takes_are_bounded(redis_client: redis.Redis) -
     store.prefetch(["x4", "x5"])  # over `keep`: the untaken ones go
     assert [p for p in ["x1", "x2", "x3", "x4", "x5"] if store.ready(p)] == ["x4", "x5"]
     assert store.take("x1") is None  # still loads, one round trip of its own
+
+
+def test_a_state_taken_from_the_prefetch_is_not_loaded_again(redis_client: redis.Redis) -> None:
+    """Evicted from the prefetch, requested, prefetched again and taken from there: the pending
+    request must not load it once more into memory that nobody takes from (a leak)."""
+    store = StateStore(redis_client, KEYS, Metrics(), keep=1)
+    store.prefetch(["p"])
+    store.prefetch(["q"])  # over `keep`: p is dropped
+    store.request("p")
+    store.prefetch(["p"])
+    assert store.take("p") is None
+    store.request("x")
+    assert store.take("x") is None
+    assert store._loaded == {}

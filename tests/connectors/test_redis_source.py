@@ -1,5 +1,7 @@
 """The event source on a real Redis: one round trip reads every shard's new entries."""
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +25,12 @@ def _pending(r: redis.Redis, shard: int) -> int:
 @pytest.fixture
 def parts(redis_client: redis.Redis, redis_test_url: str) -> Iterator[list[Any]]:
     """One worker's partitions for every shard, each past its (empty) backlog."""
-    source = RedisEventSource(lambda: client(redis_test_url), KEYS, SETTINGS)
+    source = RedisEventSource(
+        lambda: client(redis_test_url),
+        KEYS,
+        SETTINGS,
+        make_reader_client=lambda: client(redis_test_url, retries=0),
+    )
     built = [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
     try:
         for part in built:
@@ -63,3 +70,43 @@ def test_a_shard_whose_group_vanished_recovers_without_stopping_the_others(
     redis_client.xadd(KEYS.events(1), {"event": b"b"})
     seen = [raw for _ in range(3) for _s, _i, raw in parts[1].next_batch()]
     assert seen == [b"b"]
+
+
+def test_entries_whose_read_reply_was_lost_are_read_again_from_the_pending_list(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """The shared read reaches Redis while it is busy; the client gives up waiting (timeout),
+    then Redis runs the read and delivers the entry into a reply nobody reads. The shard must
+    find the entry in its pending list, once (not 30 s later through XAUTOCLAIM)."""
+
+    def impatient_reader() -> redis.Redis:
+        r = client(redis_test_url, retries=0)
+        r.connection_pool.connection_kwargs["socket_timeout"] = 0.3
+        return r
+
+    source = RedisEventSource(
+        lambda: client(redis_test_url), KEYS, SETTINGS, make_reader_client=impatient_reader
+    )
+    part = source.build_part("events", "1", None)
+    try:
+        assert part.next_batch() == []  # its (empty) backlog
+        assert part.next_batch() == []  # its first claim of idle entries, none
+        entry = redis_client.xadd(KEYS.events(1), {"event": b"lost"})
+        busy = threading.Thread(target=_debug_sleep, args=(redis_test_url, 1.0))
+        busy.start()
+        time.sleep(0.2)
+        assert part.next_batch() == []  # timed out; Redis runs the read after its sleep
+        busy.join()
+        assert _pending(redis_client, 1) == 1, "Redis delivered it into the lost reply"
+        seen = [(entry_id, raw) for _ in range(4) for _s, entry_id, raw in part.next_batch()]
+        assert seen == [(entry, b"lost")]
+        redis_client.xadd(KEYS.events(1), {"event": b"next"})
+        assert [raw for _s, _i, raw in part.next_batch()] == [b"next"]
+    finally:
+        part.close()
+
+
+def _debug_sleep(url: str, seconds: float) -> None:
+    r = redis.Redis.from_url(url)
+    r.execute_command("DEBUG", "SLEEP", str(seconds))
+    r.close()

@@ -1,0 +1,52 @@
+"""Clients from `connectors.redis_client` parse replies the way the code reading them expects."""
+
+import pytest
+import redis
+
+from connectors.keys import Keys
+from connectors.metrics import Metrics
+from connectors.redis_client import client
+from dataflows.live import record_lag
+
+pytestmark = pytest.mark.redis
+KEYS = Keys(prefix="cli", shards=2)
+
+
+@pytest.mark.parametrize("query", ["", "?protocol=3"])
+def test_replies_have_their_resp2_shapes_whatever_the_url_says(
+    redis_client: redis.Redis, redis_test_url: str, query: str
+) -> None:
+    url = redis_test_url + ("&" + query[1:] if query and "?" in redis_test_url else query)
+    r = client(url)
+    try:
+        r.zadd("z", {"p": 1795371977821})
+        assert r.zscore("z", "p") == 1795371977821.0
+        assert r.zrangebyscore("z", "-inf", "+inf", withscores=True) == [(b"p", 1795371977821.0)]
+        r.xgroup_create("s", "g", id="0", mkstream=True)
+        r.xadd("s", {"event": b"{}"})
+        (group,) = r.xinfo_groups("s")
+        assert group["name"] == b"g"
+        assert group["pending"] == 0
+        assert r.connection_pool.make_connection().protocol == 2
+    finally:
+        r.close()
+
+
+def test_consumer_lag_counts_undelivered_and_unacknowledged_entries(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    for shard in range(KEYS.shards):
+        redis_client.xgroup_create(KEYS.events(shard), KEYS.group, id="0", mkstream=True)
+    for _ in range(3):
+        redis_client.xadd(KEYS.events(1), {"event": b"{}"})
+    redis_client.xreadgroup(KEYS.group, "c", {KEYS.events(1): ">"}, count=1)  # 1 pending
+    metrics = Metrics()
+    r = client(redis_test_url)
+    try:
+        record_lag(r, KEYS, metrics)
+    finally:
+        r.close()
+    lag = {s: metrics.lag.labels(str(s))._value.get() for s in range(KEYS.shards)}
+    info = redis_client.info("server")
+    undelivered_known = int(info["redis_version"].split(".")[0]) >= 7  # 6.2 has no `lag` field
+    assert lag == {0: 0, 1: 3 if undelivered_known else 1}
