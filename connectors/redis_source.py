@@ -88,10 +88,7 @@ class _NewEntries:
         keys = self._keys
         pipe = self._r.pipeline(transaction=False)
         for shard in shards:
-            pipe.execute_command(
-                "XREADGROUP", "GROUP", keys.group, keys.consumer(shard),
-                "COUNT", self._count, "STREAMS", keys.events(shard), ">",
-            )  # fmt: skip
+            pipe.execute_command(*_read_command(keys, shard, self._count, b">"))
         try:
             replies = pipe.execute(raise_on_error=False)
         except (ConnectionError, TimeoutError, OSError) as exc:
@@ -195,12 +192,8 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         return out + self._entries(raw)
 
     def _xreadgroup(self, cursor: bytes) -> list[tuple[bytes, bytes | None]]:
-        return _parse_read(
-            self._r.execute_command(
-                "XREADGROUP", "GROUP", self._keys.group, self._consumer,
-                "COUNT", self._settings.batch_size, "STREAMS", self._stream, cursor,
-            )
-        )  # fmt: skip
+        command = _read_command(self._keys, self._shard, self._settings.batch_size, cursor)
+        return _parse_read(self._r.execute_command(*command))
 
     def _read_backlog(self) -> list[Entry]:
         """Entries delivered to this shard's consumer before but never acknowledged."""
@@ -260,6 +253,14 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         now_ms = int(time.time() * 1000)
         due = self._r.zrangebyscore(self._keys.timers(self._shard), "-inf", now_ms, 0, 10_000)
         return [(self._shard, WAKE_ID, prospect) for prospect in due]
+
+
+def _read_command(keys: Keys, shard: int, count: int, cursor: bytes) -> tuple[Any, ...]:
+    """XREADGROUP of one shard under its own consumer name, from `cursor` (b">": new entries)."""
+    return (
+        "XREADGROUP", "GROUP", keys.group, keys.consumer(shard),
+        "COUNT", count, "STREAMS", keys.events(shard), cursor,
+    )  # fmt: skip
 
 
 def _parse_read(reply: Any) -> list[tuple[bytes, bytes | None]]:
