@@ -50,6 +50,10 @@ The mix (what is published)
     processed entries by design), and how long the flow needs after the last publish until every
     entry is acknowledged. `kept_up` is true when nothing was ever more than 1 s of input behind
     being read and the final drain took at most checkpoint interval + 2 s.
+    Also reported (`steady_cpu_pct`): the CPU the flow, Redis and the publisher used, and the
+    machine's steal time over the measured window (`machine_steal`, % of all cores' time the
+    hypervisor gave to other guests): on a shared VM it moves p99 more than any change here, so
+    compare tails only between runs with similar steal.
 
 2. Backlog rounds: highest sustainable rate (max_events_per_s)
     Each round stops the flow's process group with SIGSTOP, publishes `--backlog` entries of the
@@ -367,31 +371,47 @@ def pid_cpu_s(pid: int | None) -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU used by the flow, redis-server and this script over a phase, in % of one core."""
+    """CPU used by the flow, redis-server and this script over a phase, in % of one core; and
+    the machine's steal time (% of all cores' time the hypervisor gave to other guests), since
+    on a shared VM that, more than anything in touchflow, moves the latency tail."""
 
     flow: Flow
     redis_pid: int | None
-    start: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    start: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.start = self._now()
 
-    def _now(self) -> tuple[float, float, float, float]:
+    def _now(self) -> tuple[float, ...]:
         own = os.times()
         return (
             time.monotonic(),
             self.flow.cpu_s(),
             pid_cpu_s(self.redis_pid),
             own.user + own.system,
+            *cpu_ticks(),
         )
 
     def read(self) -> dict[str, float]:
         end = self._now()
         wall = end[0] - self.start[0]
         names = ("flow", "redis", "publisher")
-        return {
+        used = {
             n: round(100 * (end[i + 1] - self.start[i + 1]) / wall, 1) for i, n in enumerate(names)
         }
+        steal, total = end[4] - self.start[4], end[5] - self.start[5]
+        return used | {"machine_steal": round(100 * steal / total, 1) if total else 0.0}
+
+
+def cpu_ticks() -> tuple[float, float]:
+    """(steal, all) clock ticks of every core since boot, from /proc/stat (zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return (fields[7] if len(fields) > 7 else 0.0), sum(fields[:8])
 
 
 # -- py-spy ---------------------------------------------------------------------------------------
@@ -904,7 +924,8 @@ def print_report(result: dict[str, Any]) -> None:
     m = r["machine"]
     print(
         f"steady CPU % of one core: flow {cpu.get('flow')}, redis {cpu.get('redis')}, "
-        f"publisher {cpu.get('publisher')}\n"
+        f"publisher {cpu.get('publisher')}; steal by other guests {cpu.get('machine_steal')} % "
+        f"of the machine\n"
         f"rounds, events/s: live {r['samples_max_events_per_s']}, "
         f"whole drain {r['samples_drain_events_per_s']}, "
         f"replay {r['samples_replay_events_per_s']}\n"
