@@ -260,8 +260,12 @@ def _supervise(url: str, settings: LiveSettings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    # A worker killed by a signal has a negative code: a failure too, not less than success.
+    return cluster_exit_code([child.wait() for child in children])
+
+
+def cluster_exit_code(codes: list[int]) -> int:
+    """0 only if every worker exited 0; else the first failure's code (1 for a worker killed
+    by a signal, whose code is negative: `max` would have let 0 win over it)."""
     return next((1 if code < 0 else code for code in codes if code != 0), 0)
 
 

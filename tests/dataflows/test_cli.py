@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from dataflows.live import cluster_exit_code
+
 EVENTS = b"""\
 {"id":"1","type":"profile","prospect":"p1","ts":"2026-03-02T14:00:00Z","timezone":"America/New_York"}
 {"id":"2","type":"consent","prospect":"p1","ts":"2026-03-02T14:00:00Z","channel":"phone","granted":true}
@@ -96,3 +98,12 @@ def test_default_config_is_found_from_any_directory(events: Path, tmp_path: Path
     run = touchflow("replay", str(events), cwd=tmp_path)
     assert run.returncode == 0
     assert run.stdout.count(b"\n") == 2  # without --until the deferred call does not fire
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [([0, 0], 0), ([0, 3], 3), ([2, 3], 2), ([0, -9], 1), ([-15, 0, 0], 1)],
+)
+def test_a_cluster_succeeds_only_if_every_worker_did(codes: list[int], expected: int) -> None:
+    """A worker killed by a signal (negative code) beside workers that exited 0 is a failure."""
+    assert cluster_exit_code(codes) == expected

@@ -107,10 +107,19 @@ def test_live_demo_runs_answers_and_cleans_up(
 @pytest.mark.slow
 @pytest.mark.redis
 @PROC
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A test run started in the background inherits SIGINT ignored (POSIX shells do that for
+    background jobs), and Python then installs no Ctrl-C handler: the demo would ignore the
+    test's SIGINT. Start it as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "dataflows.cli", "demo", "--prospects", "30"]
     cmd += ["--seconds", "30", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_ctrl_c_as_in_a_terminal
+    )
     try:
         deadline = time.monotonic() + 30
         log = tmp_path / "flow.log"
