@@ -104,9 +104,6 @@ def test_live_demo_runs_answers_and_cleans_up(
     assert len(printed.splitlines()) < 120, "about a screen, not a log flood"
 
 
-@pytest.mark.slow
-@pytest.mark.redis
-@PROC
 def _ctrl_c_as_in_a_terminal() -> None:
     """A test run started in the background inherits SIGINT ignored (POSIX shells do that for
     background jobs), and Python then installs no Ctrl-C handler: the demo would ignore the
@@ -114,6 +111,9 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
+@pytest.mark.redis
+@PROC
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "dataflows.cli", "demo", "--prospects", "30"]
     cmd += ["--seconds", "30", "--out", str(tmp_path)]
