@@ -187,8 +187,9 @@ def test_a_write_redis_refuses_fails_the_batch_and_leaves_nothing_that_drops_its
     the batch: its state is never checkpointed (its inputs stay pending and come back after a
     restart), and no marker is left behind that would drop the command when they do (Redis does
     not undo a script that fails half-way)."""
-    keys = Keys(prefix="refused", shards=1)
-    part = _refusing_partition(redis_client, redis_test_url, keys)
+    keys = _refusing_email_commands(redis_client, "refused")
+    sink = CommitSink(lambda: client(redis_test_url), keys, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         part.write_batch([("p", _effects(1))])
     part.close()
@@ -196,10 +197,11 @@ def test_a_write_redis_refuses_fails_the_batch_and_leaves_nothing_that_drops_its
     assert not redis_client.exists(keys.sent_marker("cmd-1"))
 
 
-def _refusing_partition(r: redis.Redis, url: str, keys: Keys) -> Any:
-    """A commit partition whose command writes Redis refuses: the email stream's key is a string."""
+def _refusing_email_commands(r: redis.Redis, prefix: str) -> Keys:
+    """Keys under `prefix` whose email command stream Redis refuses to XADD to (it is a string)."""
+    keys = Keys(prefix=prefix, shards=1)
     r.set(keys.commands("email"), "not a stream")
-    return CommitSink(lambda: client(url), keys, Metrics(), interval_s=3600).build("commit", 0, 1)
+    return keys
 
 
 _REFUSED_FLOW = """
@@ -232,8 +234,7 @@ def test_a_refused_write_inside_bytewax_fails_the_run_with_an_error_not_an_abort
     """Bytewax closes the sink while it unwinds from the sink's error; an error raised again
     there aborts the whole process (a Rust panic in a destructor: no cleanup, an embedded Redis
     left running). A real run, in a child process."""
-    prefix = "refused-flow"
-    redis_client.set(Keys(prefix=prefix, shards=1).commands("email"), "not a stream")
+    prefix = _refusing_email_commands(redis_client, "refused-flow").prefix
     script = tmp_path / "flow.py"
     script.write_text(_REFUSED_FLOW)
     root = Path(__file__).resolve().parents[2]
