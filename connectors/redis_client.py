@@ -1,7 +1,8 @@
 """Redis connections for live mode: one place for URLs, retries and secret-free error messages.
 
-redis-py's default retry (backoff on connection errors) is what we want for a running flow: a
-restarting Redis is waited for, not fatal. At start, though, a wrong URL, password or missing TLS
+A retry with backoff on dropped connections and timeouts is what we want for a running flow: a
+restarting or stalled Redis is waited for, not fatal. (The timeouts are redis-py's own
+TimeoutError, not Python's builtin one: the builtin never reaches us.) At start, though, a wrong URL, password or missing TLS
 must fail fast with one line, so `connect` pings once with retries off.
 """
 
@@ -10,7 +11,13 @@ from typing import Final
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 from redis.retry import Retry
 
 from operators.errors import TouchflowError

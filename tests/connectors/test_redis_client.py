@@ -1,5 +1,8 @@
 """Clients from `connectors.redis_client` parse replies the way the code reading them expects."""
 
+import threading
+import time
+
 import pytest
 import redis
 
@@ -7,6 +10,7 @@ from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.redis_client import client
 from dataflows.live import record_lag
+from tests.connectors.stall import debug_sleep
 
 pytestmark = pytest.mark.redis
 KEYS = Keys(prefix="cli", shards=2)
@@ -50,3 +54,21 @@ def test_consumer_lag_counts_undelivered_and_unacknowledged_entries(
     info = redis_client.info("server")
     undelivered_known = int(info["redis_version"].split(".")[0]) >= 7  # 6.2 has no `lag` field
     assert lag == {0: 0, 1: 3 if undelivered_known else 1}
+
+
+def test_a_command_that_times_out_is_retried_until_redis_answers(redis_test_url: str) -> None:
+    """A Redis that stops answering for a while (a long command, a stalled host) makes commands
+    time out with redis-py's own TimeoutError, which is not Python's: the client must retry it
+    like a dropped connection, not hand it to the flow as a failure."""
+    r = client(redis_test_url)
+    r.connection_pool.connection_kwargs["socket_timeout"] = 0.3
+    busy = threading.Thread(target=debug_sleep, args=(redis_test_url, 1.0))
+    try:
+        busy.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert r.set("after-the-stall", b"1")
+        assert time.monotonic() - started > 0.5, "Redis never stalled: nothing timed out"
+    finally:
+        busy.join()
+        r.close()

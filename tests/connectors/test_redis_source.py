@@ -11,6 +11,7 @@ import redis
 from connectors.keys import Keys
 from connectors.redis_client import client
 from connectors.redis_source import RedisEventSource, SourceSettings
+from tests.connectors.stall import debug_sleep
 
 pytestmark = pytest.mark.redis
 KEYS = Keys(prefix="src", shards=3)
@@ -92,7 +93,7 @@ def test_entries_whose_read_reply_was_lost_are_read_again_from_the_pending_list(
         assert part.next_batch() == []  # its (empty) backlog
         assert part.next_batch() == []  # its first claim of idle entries, none
         entry = redis_client.xadd(KEYS.events(1), {"event": b"lost"})
-        busy = threading.Thread(target=_debug_sleep, args=(redis_test_url, 1.0))
+        busy = threading.Thread(target=debug_sleep, args=(redis_test_url, 1.0))
         busy.start()
         time.sleep(0.2)
         assert part.next_batch() == []  # timed out; Redis runs the read after its sleep
@@ -104,9 +105,3 @@ def test_entries_whose_read_reply_was_lost_are_read_again_from_the_pending_list(
         assert [raw for _s, _i, raw in part.next_batch()] == [b"next"]
     finally:
         part.close()
-
-
-def _debug_sleep(url: str, seconds: float) -> None:
-    r = redis.Redis.from_url(url)
-    r.execute_command("DEBUG", "SLEEP", str(seconds))
-    r.close()
