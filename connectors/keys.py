@@ -43,6 +43,11 @@ class Keys(Struct, frozen=True):
         return f"{self.prefix}:timers:{shard}"
 
     @property
+    def shard_count(self) -> str:
+        """The shard count the streams under this prefix were written with (see `claim_shards`)."""
+        return f"{self.prefix}:shards"
+
+    @property
     def group(self) -> str:
         return f"{self.prefix}-engine"
 

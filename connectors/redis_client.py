@@ -2,8 +2,9 @@
 
 A retry with backoff on dropped connections and timeouts is what we want for a running flow: a
 restarting or stalled Redis is waited for, not fatal. (The timeouts are redis-py's own
-TimeoutError, not Python's builtin one: the builtin never reaches us.) At start, though, a wrong URL, password or missing TLS
-must fail fast with one line, so `connect` pings once with retries off.
+TimeoutError, not Python's builtin one: the builtin never reaches us.) At start, though, a wrong
+URL, password or missing TLS must fail fast with one line, so `connect` pings once with retries
+off.
 """
 
 import urllib.parse
@@ -20,7 +21,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from operators.errors import TouchflowError
+from connectors.keys import Keys
+from operators.errors import ConfigError, TouchflowError
 
 _RETRY_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
 
@@ -92,3 +94,27 @@ def connect(url: str) -> redis.Redis:
     finally:
         probe.close()
     return client(url)
+
+
+def claim_shards(r: redis.Redis, keys: Keys) -> None:
+    """Record the shard count under the prefix on first use; refuse a different one later.
+
+    Events, pending entries and wake-up timers live in per-shard keys, and producers pick a shard
+    from the count. Run or publish with another count and prospects move to other shards: entries
+    and timers of the old shards would never be read, and a prospect's events could be handled out
+    of order. So the first `run` or `publish` records the count, and a different one stops at start.
+    """
+    try:
+        r.set(keys.shard_count, keys.shards, nx=True)
+        recorded = r.get(keys.shard_count)
+    except ResponseError as exc:
+        msg = f"Redis refused to read or write {keys.shard_count}: {exc}"
+        raise RedisUnavailableError(msg) from None
+    if recorded is not None and int(recorded) != keys.shards:
+        msg = (
+            f"streams.shards is {keys.shards}, but the streams under prefix {keys.prefix!r} in "
+            f"this Redis are split {int(recorded)} ways ({keys.shard_count}); set streams.shards "
+            f"back to {int(recorded)}: another count would strand the entries and timers of the "
+            "old shards"
+        )
+        raise ConfigError(msg)

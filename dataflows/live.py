@@ -28,7 +28,7 @@ from bytewax.testing import cluster_main, run_main
 from connectors.checkpoint import StateStore
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics, serve
-from connectors.redis_client import client, connect, redacted
+from connectors.redis_client import claim_shards, client, connect, redacted
 from connectors.redis_server import EmbeddedRedis
 from connectors.redis_sink import CommitSink, DeadLetterSink
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
@@ -163,7 +163,11 @@ def run(policy: Policy, settings: LiveSettings) -> int:
         url = embedded.url
         log.info("started embedded Redis at %s (data in %s)", url, settings.data_dir / "redis")
     try:
-        connect(url).close()  # fail fast, in one line, on a bad URL, password or TLS
+        checked = connect(url)  # fail fast, in one line, on a bad URL, password or TLS
+        try:
+            claim_shards(checked, keys_for(policy))
+        finally:
+            checked.close()
         log.info("touchflow live on %s, %d worker process(es)", redacted(url), settings.workers)
         if settings.workers == 1:
             return run_worker(policy, url, settings.metrics_port, addresses=None, proc_id=0)
@@ -295,6 +299,7 @@ def publish(path: Path, policy: Policy, url: str | None) -> int:
     r = connect(target)
     count = 0
     try:
+        claim_shards(r, keys)
         with path.open("rb") as f:
             pipe = r.pipeline(transaction=False)
             for raw in f:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from connectors.redis_client import redacted
 from connectors.redis_server import EmbeddedRedis
@@ -86,3 +87,40 @@ def test_redacted_hides_passwords() -> None:
     assert redacted("redis://u:pw@h:6379/0") == "redis://u:***@h:6379/0"
     assert redacted("rediss://:pw@h/1") == "rediss://:***@h/1"
     assert redacted("redis://h:6379") == "redis://h:6379"
+
+
+def test_another_shard_count_on_the_same_streams_stops_at_start(
+    embedded_redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    """Events already sharded 4 ways: `run` or `publish` with 8 would strand shards' entries and
+    timers, and send a prospect's events to two streams; both refuse in one line, change nothing."""
+    server = embedded_redis_factory()
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        "".join(
+            f'{{"id":"{n}","type":"chat_started","prospect":"p{n}","ts":"2026-03-02T10:00:00Z"}}\n'
+            for n in range(20)
+        )
+    )
+    assert _touchflow("publish", str(events), "--redis", server.url).returncode == 0
+    eight = tmp_path / "eight.toml"
+    default = (Path(__file__).parents[2] / "config" / "default.toml").read_text()
+    assert "\nshards = 4\n" in default
+    eight.write_text(default.replace("\nshards = 4\n", "\nshards = 8\n"))
+    for command in (["publish", str(events)], ["run"]):
+        refused = _touchflow(*command, "--redis", server.url, "--config", str(eight))
+        assert refused.returncode == 1, command
+        assert refused.stderr.count(b"\n") == 1, refused.stderr
+        assert b"streams.shards is 8" in refused.stderr
+        assert b"split 4 ways" in refused.stderr
+    r = redis.Redis.from_url(server.url)
+    try:
+        assert sum(r.xlen(f"touchflow:events:{n}") for n in range(8)) == 20
+        assert r.get("touchflow:shards") == b"4"
+        assert not any(
+            r.xinfo_groups(f"touchflow:events:{n}")
+            for n in range(4)
+            if r.exists(f"touchflow:events:{n}")
+        )
+    finally:
+        r.close()
