@@ -47,7 +47,8 @@ def client(url: str, *, retries: int = 10) -> redis.Redis:
 
     Always RESP2, whatever the URL asks: replies our code parses itself (stream reads) have one
     shape. The protocol is set on the pool before the client is made, because redis-py picks its
-    reply parsers from the pool's settings when the client is created.
+    reply parsers from the pool's settings when the client is created. The client owns its pool,
+    so closing it closes the connections (a client built over a pool does not, by default).
     """
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=_RETRY_ERRORS)
     pool = redis.ConnectionPool.from_url(
@@ -59,7 +60,7 @@ def client(url: str, *, retries: int = 10) -> redis.Redis:
         socket_keepalive=True,
     )
     pool.connection_kwargs["protocol"] = 2
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # owns the pool: close() also closes its sockets
 
 
 def connect(url: str) -> redis.Redis:

@@ -72,3 +72,19 @@ def test_a_command_that_times_out_is_retried_until_redis_answers(redis_test_url:
     finally:
         busy.join()
         r.close()
+
+
+def test_closing_a_client_closes_its_connections(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """Every partition and sink closes its client when it stops; a client that kept its pool's
+    sockets open would leave one Redis connection per restart of a partition behind."""
+    before = len(redis_client.client_list())
+    r = client(redis_test_url)
+    assert r.ping()
+    assert len(redis_client.client_list()) == before + 1
+    r.close()
+    deadline = time.monotonic() + 5
+    while len(redis_client.client_list()) > before:
+        assert time.monotonic() < deadline, "the closed client's connection is still open"
+        time.sleep(0.05)
