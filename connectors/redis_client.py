@@ -21,10 +21,13 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from connectors.keys import Keys
-from operators.errors import ConfigError, TouchflowError
+from operators.errors import TouchflowError
 
 _RETRY_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
+# A reply slower than this means a stalled server or a dead peer that never closed the socket
+# (TCP alone would wait many minutes): the command is retried like one on a dropped connection.
+# No command touchflow sends blocks in Redis; a URL's `?socket_timeout=` overrides this.
+READ_TIMEOUT_S: Final = 10.0
 
 
 class RedisUnavailableError(TouchflowError):
@@ -57,6 +60,7 @@ def client(url: str, *, retries: int = 10) -> redis.Redis:
         retry_on_error=[ConnectionError, TimeoutError],
         health_check_interval=30,
         socket_connect_timeout=5,
+        socket_timeout=READ_TIMEOUT_S,
         socket_keepalive=True,
     )
     pool.connection_kwargs["protocol"] = 2
@@ -95,27 +99,3 @@ def connect(url: str) -> redis.Redis:
     finally:
         probe.close()
     return client(url)
-
-
-def claim_shards(r: redis.Redis, keys: Keys) -> None:
-    """Record the shard count under the prefix on first use; refuse a different one later.
-
-    Events, pending entries and wake-up timers live in per-shard keys, and producers pick a shard
-    from the count. Run or publish with another count and prospects move to other shards: entries
-    and timers of the old shards would never be read, and a prospect's events could be handled out
-    of order. So the first `run` or `publish` records the count, and a different one stops at start.
-    """
-    try:
-        r.set(keys.shard_count, keys.shards, nx=True)
-        recorded = r.get(keys.shard_count)
-    except ResponseError as exc:
-        msg = f"Redis refused to read or write {keys.shard_count}: {exc}"
-        raise RedisUnavailableError(msg) from None
-    if recorded is not None and int(recorded) != keys.shards:
-        msg = (
-            f"streams.shards is {keys.shards}, but the streams under prefix {keys.prefix!r} in "
-            f"this Redis are split {int(recorded)} ways ({keys.shard_count}); set streams.shards "
-            f"back to {int(recorded)}: another count would strand the entries and timers of the "
-            "old shards"
-        )
-        raise ConfigError(msg)

@@ -28,10 +28,11 @@ from bytewax.testing import cluster_main, run_main
 from connectors.checkpoint import StateStore
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics, serve
-from connectors.redis_client import claim_shards, client, connect, redacted
+from connectors.redis_client import client, connect, redacted
 from connectors.redis_server import EmbeddedRedis
 from connectors.redis_sink import CommitSink, DeadLetterSink
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
+from connectors.shard_count import claim_shards
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
 from operators.engine import Engine
 from operators.events import Event, event_type

@@ -1,6 +1,5 @@
 """Clients from `connectors.redis_client` parse replies the way the code reading them expects."""
 
-import threading
 import time
 
 import pytest
@@ -8,9 +7,9 @@ import redis
 
 from connectors.keys import Keys
 from connectors.metrics import Metrics
-from connectors.redis_client import client
+from connectors.redis_client import READ_TIMEOUT_S, client
 from dataflows.live import record_lag
-from tests.connectors.stall import debug_sleep
+from tests.connectors.stall import stalled
 
 pytestmark = pytest.mark.redis
 KEYS = Keys(prefix="cli", shards=2)
@@ -60,17 +59,19 @@ def test_a_command_that_times_out_is_retried_until_redis_answers(redis_test_url:
     """A Redis that stops answering for a while (a long command, a stalled host) makes commands
     time out with redis-py's own TimeoutError, which is not Python's: the client must retry it
     like a dropped connection, not hand it to the flow as a failure."""
-    r = client(redis_test_url)
-    r.connection_pool.connection_kwargs["socket_timeout"] = 0.3
-    busy = threading.Thread(target=debug_sleep, args=(redis_test_url, 1.0))
+    default = client(redis_test_url)
+    assert default.connection_pool.connection_kwargs["socket_timeout"] == READ_TIMEOUT_S
+    default.close()
+    impatient = redis_test_url + ("&" if "?" in redis_test_url else "?") + "socket_timeout=0.3"
+    r = client(impatient)  # the URL's timeout wins over the default
+    assert r.ping()  # connected before the stall: the command itself must time out
+    sleeper = stalled(redis_test_url, 1.0)
     try:
-        busy.start()
-        time.sleep(0.1)
         started = time.monotonic()
         assert r.set("after-the-stall", b"1")
-        assert time.monotonic() - started > 0.5, "Redis never stalled: nothing timed out"
+        assert time.monotonic() - started > 0.5, "the command did not wait out the stall"
     finally:
-        busy.join()
+        sleeper.join()
         r.close()
 
 
@@ -79,12 +80,15 @@ def test_closing_a_client_closes_its_connections(
 ) -> None:
     """Every partition and sink closes its client when it stops; a client that kept its pool's
     sockets open would leave one Redis connection per restart of a partition behind."""
-    before = len(redis_client.client_list())
     r = client(redis_test_url)
-    assert r.ping()
-    assert len(redis_client.client_list()) == before + 1
+    own = r.client_id()
+    assert own in _client_ids(redis_client)
     r.close()
     deadline = time.monotonic() + 5
-    while len(redis_client.client_list()) > before:
+    while own in _client_ids(redis_client):
         assert time.monotonic() < deadline, "the closed client's connection is still open"
         time.sleep(0.05)
+
+
+def _client_ids(r: redis.Redis) -> set[int]:
+    return {int(c["id"]) for c in r.client_list()}

@@ -1,7 +1,5 @@
 """The event source on a real Redis: one round trip reads every shard's new entries."""
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +9,7 @@ import redis
 from connectors.keys import Keys
 from connectors.redis_client import client
 from connectors.redis_source import RedisEventSource, SourceSettings
-from tests.connectors.stall import debug_sleep
+from tests.connectors.stall import stalled
 
 pytestmark = pytest.mark.redis
 KEYS = Keys(prefix="src", shards=3)
@@ -93,11 +91,9 @@ def test_entries_whose_read_reply_was_lost_are_read_again_from_the_pending_list(
         assert part.next_batch() == []  # its (empty) backlog
         assert part.next_batch() == []  # its first claim of idle entries, none
         entry = redis_client.xadd(KEYS.events(1), {"event": b"lost"})
-        busy = threading.Thread(target=debug_sleep, args=(redis_test_url, 1.0))
-        busy.start()
-        time.sleep(0.2)
+        sleeper = stalled(redis_test_url, 1.0)
         assert part.next_batch() == []  # timed out; Redis runs the read after its sleep
-        busy.join()
+        sleeper.join()
         assert _pending(redis_client, 1) == 1, "Redis delivered it into the lost reply"
         seen = [(entry_id, raw) for _ in range(4) for _s, entry_id, raw in part.next_batch()]
         assert seen == [(entry, b"lost")]
