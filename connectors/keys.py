@@ -3,6 +3,7 @@
 import zlib
 from typing import Annotated, Final
 
+import orjson
 from msgspec import Meta, Struct
 
 OUT_CHANNELS: Final = ("email", "sms", "phone", "chat", "linkedin", "rep")
@@ -11,6 +12,16 @@ OUT_CHANNELS: Final = ("email", "sms", "phone", "chat", "linkedin", "rep")
 def shard_of(prospect: str, shards: int) -> int:
     """`zlib.crc32(prospect.encode()) % shards`: stable across processes, unlike `hash()`."""
     return zlib.crc32(prospect.encode()) % shards
+
+
+def prospect_of(raw: bytes) -> str | None:
+    """The `prospect` of a raw event line, or None when the line has no readable one."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    prospect = event.get("prospect") if isinstance(event, dict) else None
+    return prospect if isinstance(prospect, str) else None
 
 
 class Keys(Struct, frozen=True):

@@ -10,11 +10,10 @@ start with one line naming `streams.shards`.
 import logging
 from typing import NoReturn
 
-import orjson
 import redis
 from redis.exceptions import NoPermissionError, RedisError
 
-from connectors.keys import Keys, shard_of
+from connectors.keys import Keys, prospect_of, shard_of
 from connectors.redis_client import RedisUnavailableError
 from operators.errors import ConfigError
 
@@ -67,18 +66,9 @@ def _check_existing_streams(r: redis.Redis, keys: Keys) -> None:
     for n in range(keys.shards):
         pipe.xrevrange(keys.events(n), count=1)
     for n, newest in enumerate(pipe.execute()):
-        prospect = _prospect(newest[0][1].get(b"event", b"")) if newest else None
+        prospect = prospect_of(newest[0][1].get(b"event", b"")) if newest else None
         if prospect is not None and shard_of(prospect, keys.shards) != n:
             _refuse(keys, f"hold on shard {n} a prospect of another shard", back_to=None)
-
-
-def _prospect(raw: bytes) -> str | None:
-    try:
-        event = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    prospect = event.get("prospect") if isinstance(event, dict) else None
-    return prospect if isinstance(prospect, str) else None
 
 
 def _refuse(keys: Keys, how: str, back_to: int | None) -> NoReturn:

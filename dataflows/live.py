@@ -21,12 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, cast
 
-import orjson
 import redis
 from bytewax.testing import cluster_main, run_main
 
 from connectors.checkpoint import StateStore
-from connectors.keys import Keys, shard_of
+from connectors.keys import Keys, prospect_of, shard_of
 from connectors.metrics import Metrics, serve
 from connectors.redis_client import client, connect, redacted
 from connectors.redis_server import EmbeddedRedis
@@ -318,11 +317,8 @@ def publish(path: Path, policy: Policy, url: str | None) -> int:
 
 
 def _shard_for(line: bytes, shards: int) -> int:
-    try:
-        prospect = orjson.loads(line).get("prospect")
-    except (orjson.JSONDecodeError, AttributeError):
-        return 0
-    return shard_of(prospect, shards) if isinstance(prospect, str) else 0
+    prospect = prospect_of(line)
+    return shard_of(prospect, shards) if prospect is not None else 0
 
 
 def worker_main(policy: Policy, addresses: str, proc_id: int, metrics_port: int | None) -> int:
