@@ -15,12 +15,11 @@ pytestmark = pytest.mark.redis
 KEYS = Keys(prefix="cli", shards=2)
 
 
-@pytest.mark.parametrize("query", ["", "?protocol=3"])
+@pytest.mark.parametrize("query", ["", "protocol=3"])
 def test_replies_have_their_resp2_shapes_whatever_the_url_says(
     redis_client: redis.Redis, redis_test_url: str, query: str
 ) -> None:
-    url = redis_test_url + ("&" + query[1:] if query and "?" in redis_test_url else query)
-    r = client(url)
+    r = client(_with_query(redis_test_url, query))
     try:
         r.zadd("z", {"p": 1795371977821})
         assert r.zscore("z", "p") == 1795371977821.0
@@ -62,8 +61,7 @@ def test_a_command_that_times_out_is_retried_until_redis_answers(redis_test_url:
     default = client(redis_test_url)
     assert default.connection_pool.connection_kwargs["socket_timeout"] == READ_TIMEOUT_S
     default.close()
-    impatient = redis_test_url + ("&" if "?" in redis_test_url else "?") + "socket_timeout=0.3"
-    r = client(impatient)  # the URL's timeout wins over the default
+    r = client(_with_query(redis_test_url, "socket_timeout=0.3"))  # the URL's wins over the default
     assert r.ping()  # connected before the stall: the command itself must time out
     sleeper = stalled(redis_test_url, 1.0)
     try:
@@ -92,3 +90,10 @@ def test_closing_a_client_closes_its_connections(
 
 def _client_ids(r: redis.Redis) -> set[int]:
     return {int(c["id"]) for c in r.client_list()}
+
+
+def _with_query(url: str, query: str) -> str:
+    """`url` with `query` (`name=value`, or nothing) added to whatever query it already has."""
+    if not query:
+        return url
+    return url + ("&" if "?" in url else "?") + query
