@@ -15,15 +15,33 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     AuthenticationError,
     ConnectionError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
     RedisError,
     ResponseError,
     TimeoutError,
+    TryAgainError,
 )
 from redis.retry import Retry
 
 from operators.errors import TouchflowError
 
 _RETRY_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
+# Replies by which Redis refuses to serve for now (out of memory under `noeviction`, a replica
+# after failover, a failed RDB save, loading its data, a busy script, a cluster failover): an
+# outage to wait out like a dropped connection, never a reason to exit.
+REFUSALS: Final = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS",
+                   "TRYAGAIN", "CLUSTERDOWN")  # fmt: skip
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True for an error reply that means "not now" rather than "never" (see `REFUSALS`)."""
+    if isinstance(exc, ReadOnlyError | OutOfMemoryError | MasterDownError | TryAgainError):
+        return True  # redis-py strips the code from the replies it maps to its own classes
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in REFUSALS
+
+
 # A reply slower than this means a stalled server or a dead peer that never closed the socket
 # (TCP alone would wait many minutes): the command is retried like one on a dropped connection.
 # No command touchflow sends blocks in Redis; a URL's `?socket_timeout=` overrides this.

@@ -4,6 +4,7 @@ A bad policy must stop the program at start with one line naming the key, never 
 wrong decision at 3 am, so every value carries its constraint and unknown keys are rejected.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -134,13 +135,24 @@ class Requests(_Config, frozen=True):
 
 
 class Limits(_Config, frozen=True):
-    """Bounds on per-prospect memory."""
+    """Bounds on per-prospect memory and on what one event may carry (README, Limits).
+
+    An event line or stream entry over `event_bytes` is rejected to the dead letters; a `url`
+    over `url_chars` and any other free-text field (topic, form, document, asset, source,
+    reason, names) over `text_chars` is truncated, so no input can swell the state or the
+    commands' contexts. Timestamps outside [`earliest_ts`, `latest_ts`) are rejected.
+    """
 
     dedupe_ids: PositiveInt = 32
     context_touches: Count = 5
     context_clicks: Count = 5
     context_pages: Count = 3
     reply_text_chars: Count = 280
+    event_bytes: Annotated[int, Meta(ge=256, le=16 * 1024 * 1024)] = 65_536
+    url_chars: Annotated[int, Meta(ge=16, le=65_536)] = 2_048
+    text_chars: Annotated[int, Meta(ge=16, le=65_536)] = 256
+    earliest_ts: Annotated[datetime, Meta(tz=True)] = datetime(2000, 1, 1, tzinfo=UTC)
+    latest_ts: Annotated[datetime, Meta(tz=True)] = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 StepCondition = Literal[
