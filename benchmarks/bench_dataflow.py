@@ -68,10 +68,11 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import TestingSource, run_main
 
-from connectors.files import JsonLinesSource
-from dataflows.outreach import build_flow, decode_batch, replay_flow
+from connectors.files import JsonLinesSource, RawLine
+from dataflows.outreach import Decoded, build_flow, decode_batch, replay_flow
 from operators.engine import Engine
 from operators.events import Event, decode_event
+from operators.intake import EventReader
 from operators.policy import load_policy
 from operators.state import ProspectState, encode_state
 
@@ -123,7 +124,12 @@ def noop_flow(path: Path, batch_size: int, *, keep: bool) -> Dataflow:
     """The real flow's exact wiring (`build_flow`, same source and decoder), rules swapped out."""
     builder: Callable[[None], NoopLogic] = lambda _resume: NoopLogic(keep=keep)  # noqa: E731
     source = JsonLinesSource(path, batch_size)
-    return build_flow(source, decode_batch, builder, CountingSink(), CountingSink())
+    reader = EventReader(load_policy().limits)
+
+    def decode(batch: list[RawLine]) -> list[Decoded]:
+        return decode_batch(batch, reader)
+
+    return build_flow(source, decode, builder, CountingSink(), CountingSink())
 
 
 def _decoded_batches(path: Path, batch_size: int) -> Iterator[list[Event]]:

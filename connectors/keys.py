@@ -53,6 +53,11 @@ class Keys(Struct, frozen=True):
     def timers(self, shard: int) -> str:
         return f"{self.prefix}:timers:{shard}"
 
+    def suspect(self, shard: int) -> str:
+        """The entry of a shard handed to the flow alone, on suspicion of killing the process
+        (see `connectors.redis_source`): if the process dies, this entry was the cause."""
+        return f"{self.prefix}:suspect:{shard}"
+
     @property
     def shard_count(self) -> str:
         """The shard count the streams under this prefix were written with (see `claim_shards`)."""

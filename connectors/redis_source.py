@@ -3,11 +3,20 @@
 Each shard has exactly one consumer, named after the shard, so per-prospect order holds and, after
 a restart or a rescale, the shard's new owner finds the shard's pending entries: it reads those
 first (their effects may not have been checkpointed), then new ones. Entries pending with other
-consumers (e.g. a crashed process of another naming) are claimed once idle (XAUTOCLAIM). An entry
-delivered too many times without being acknowledged is a poison pill: it goes to the dead-letter
-stream with the reason, so it cannot crash the flow forever. The source also wakes prospects whose
-deferred touches are due (a sorted set per shard), since after a restart nothing else would load
-them. Position lives in Redis, so `snapshot()` returns nothing.
+consumers (e.g. a crashed process of another naming) are claimed once idle (XAUTOCLAIM). The
+source also wakes prospects whose deferred touches are due (a sorted set per shard), since after
+a restart nothing else would load them. Position lives in Redis, so `snapshot()` returns nothing.
+
+Poison entries. Bad input never raises (the decoder and the engine isolate each event), so an
+entry that kills the process is rare: a crash of the interpreter itself, an OOM kill. Its
+delivery count alone cannot name it: every entry in flight with it was delivered as often. So
+the count only makes an entry a *suspect* (delivered more than `max_deliveries` times); a suspect
+is handed to the flow alone, once every entry before it is acknowledged, with the worker's
+other shards paused, and its id is written to `prefix:suspect:{shard}` first. If the process
+dies then, the next start finds that key naming an entry still pending: that entry, and only
+it, goes to the dead-letter stream. A suspect that is processed (acknowledged) was innocent: the
+key is cleared and reading goes on. Entries claimed from other consumers are handed as they
+are: once claimed they are this consumer's, and come back through its backlog if they kill it.
 """
 
 import logging
@@ -23,6 +32,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from connectors.keys import Keys
+from connectors.redis_client import is_refusal
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +40,12 @@ log = logging.getLogger(__name__)
 # prospect's id as bytes instead of an event.
 Entry = tuple[int, bytes, bytes]
 WAKE_ID: Final = b""
+# What `_event_field` returns for an entry without an `event` field (compared by identity: a
+# value read from Redis is always a new object).
+NO_EVENT_FIELD: Final = b"\x00no event field"
 
 _IDLE_POLL: Final = timedelta(milliseconds=2)
+_SUSPECT_POLL: Final = timedelta(milliseconds=20)
 _MAX_BACKOFF_S: Final = 2.0
 
 
@@ -65,6 +79,8 @@ class _NewEntries:
         self._live: set[int] = set()
         self._read: dict[int, list[tuple[bytes, bytes | None]] | Exception] = {}
         self._partitions = 0
+        # The shard whose suspect entry is in flight alone: every other shard waits for it.
+        self.suspect_shard: int | None = None
 
     def join(self, shard: int) -> None:
         """The shard's backlog is done: its new entries come from here."""
@@ -104,6 +120,8 @@ class _NewEntries:
     def detach(self, shard: int) -> None:
         """A partition closed; the last one closes the client."""
         self.leave(shard)
+        if self.suspect_shard == shard:
+            self.suspect_shard = None
         self._partitions -= 1
         if self._partitions == 0:
             self._r.close()
@@ -137,6 +155,11 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         self._new = new_entries
         new_entries.attach()
         ensure_group(client, self._stream, keys.group)
+        # A suspect this shard handed alone before the process died (see the module doc).
+        blamed = client.get(keys.suspect(shard))
+        self._blamed = blamed if isinstance(blamed, bytes) else None
+        self._suspect: tuple[bytes, bytes | None] | None = None
+        self._suspect_handed = False
 
     def next_batch(self) -> list[Entry]:
         if self._stopping():
@@ -144,15 +167,10 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         try:
             batch = self._read()
         except (ConnectionError, TimeoutError, OSError) as exc:
-            # A read's reply may be lost after Redis delivered its entries: those are now in
-            # this consumer's pending list, after the last entry handed on. Read from there.
-            self._backlog_cursor = self._handed
-            self._new.leave(self._shard)
-            self._backoff = min(_MAX_BACKOFF_S, max(0.05, self._backoff * 2))
-            log.warning("shard %d: Redis unavailable (%s); retrying", self._shard, exc)
-            self._awake = datetime.now().astimezone() + timedelta(seconds=self._backoff)
-            return []
+            return self._unavailable(exc)
         except ResponseError as exc:
+            if is_refusal(exc):  # READONLY after a failover, LOADING, ...: an outage too
+                return self._unavailable(exc)
             if "NOGROUP" not in str(exc):
                 raise
             ensure_group(self._r, self._stream, self._keys.group)  # Redis lost its data
@@ -160,8 +178,20 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             self._new.leave(self._shard)
             return []
         self._backoff = 0.0
-        self._awake = None if batch else datetime.now().astimezone() + _IDLE_POLL
+        if self._awake is None or batch:
+            self._awake = None if batch else datetime.now().astimezone() + _IDLE_POLL
         return batch
+
+    def _unavailable(self, exc: Exception) -> list[Entry]:
+        """Redis is away or refuses us: back off. A read's reply may be lost after Redis
+        delivered its entries: those are now in this consumer's pending list, after the last
+        entry handed on, so reading resumes from there."""
+        self._backlog_cursor = self._handed
+        self._new.leave(self._shard)
+        self._backoff = min(_MAX_BACKOFF_S, max(0.05, self._backoff * 2))
+        log.warning("shard %d: Redis unavailable (%s); retrying", self._shard, exc)
+        self._awake = datetime.now().astimezone() + timedelta(seconds=self._backoff)
+        return []
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -176,6 +206,12 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
     # -- reading ------------------------------------------------------------------------------
 
     def _read(self) -> list[Entry]:
+        self._awake = None
+        if self._suspect is not None:
+            return self._hand_suspect()
+        if self._new.suspect_shard is not None:  # another shard's suspect is alone in flight
+            self._awake = datetime.now().astimezone() + _SUSPECT_POLL
+            return []
         now = time.monotonic()
         out: list[Entry] = []
         if now >= self._next_timers:
@@ -202,9 +238,15 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         if not raw:
             self._backlog_cursor = None
             self._new.join(self._shard)
+            if self._blamed is not None:  # it was acknowledged after all
+                self._r.delete(self._keys.suspect(self._shard))
+                self._blamed = None
             return []
-        self._backlog_cursor = self._handed = raw[-1][0]
-        return self._without_poison(raw)
+        keep = self._screen(raw)
+        self._backlog_cursor = self._handed = keep[-1][0] if keep else self._backlog_cursor
+        if self._suspect is not None and not keep:
+            return self._hand_suspect()
+        return self._entries(keep)
 
     def _claim_idle(self) -> list[Entry]:
         """Entries stuck with consumers that are gone (idle longer than `claim_idle_ms`)."""
@@ -216,38 +258,82 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             start_id="0-0",
             count=self._settings.batch_size,
         )
-        claimed = [(e[0], e[1].get(b"event", b"")) for e in resp[1] if e is not None and e[1]]
-        return self._without_poison(claimed) if claimed else []
+        claimed = [(e[0], e[1].get(b"event", NO_EVENT_FIELD)) for e in resp[1] if e and e[1]]
+        return self._entries(claimed)
 
-    def _without_poison(self, raw: list[tuple[bytes, bytes | None]]) -> list[Entry]:
-        """Drop (to the dead-letter stream) entries delivered more than `max_deliveries` times."""
+    def _screen(self, raw: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes, bytes | None]]:
+        """The backlog entries to hand on now: those before the first suspect. The blamed
+        entry goes to the dead letters; a suspect waits to be handed alone (module doc)."""
         first, last = raw[0][0], raw[-1][0]
         pending = self._r.xpending_range(
             self._stream, self._keys.group, min=first, max=last, count=len(raw) * 2
         )
         tries = {p["message_id"]: p["times_delivered"] for p in pending}
         limit = self._settings.max_deliveries
-        keep = []
+        keep: list[tuple[bytes, bytes | None]] = []
         for entry_id, event in raw:
-            delivered = tries.get(entry_id, 1)
-            if delivered > limit:
-                reason = f"delivered {int(delivered)} times without being processed; poison entry"
+            delivered = int(tries.get(entry_id, 1))
+            if entry_id == self._blamed:
+                reason = (
+                    f"the process died while processing this entry alone (delivered "
+                    f"{delivered} times); poison entry"
+                )
                 self._dead(entry_id, event or b"", reason)
+                self._r.delete(self._keys.suspect(self._shard))
+                self._blamed = None
+            elif delivered > limit:
+                self._suspect, self._suspect_handed = (entry_id, event), False
+                break
             else:
                 keep.append((entry_id, event))
-        return self._entries(keep)
+        return keep
+
+    def _hand_suspect(self) -> list[Entry]:
+        """Hand the suspect alone once everything before it is acknowledged; then wait for it
+        to be acknowledged too, and read on."""
+        assert self._suspect is not None
+        entry_id, event = self._suspect
+        self._awake = datetime.now().astimezone() + _SUSPECT_POLL
+        oldest = self._r.xpending_range(
+            self._stream, self._keys.group, "-", "+", 1, consumername=self._consumer
+        )
+        oldest_id = oldest[0]["message_id"] if oldest else None
+        if not self._suspect_handed:
+            if oldest_id != entry_id or self._new.suspect_shard not in (None, self._shard):
+                return []  # entries before it still in flight, or another suspect alone
+            self._new.suspect_shard = self._shard
+            self._r.set(self._keys.suspect(self._shard), entry_id)
+            self._suspect_handed = True
+            self._backlog_cursor = self._handed = entry_id
+            log.warning("shard %d: entry %s handed alone (delivered often)", self._shard, entry_id)
+            return self._entries([(entry_id, event)])
+        if oldest_id == entry_id:
+            return []  # still in flight
+        self._r.delete(self._keys.suspect(self._shard))
+        self._suspect = None
+        self._new.suspect_shard = None
+        self._awake = None
+        return []
 
     def _dead(self, entry_id: bytes, raw: bytes, reason: str) -> None:
+        fields = {"event": raw, "reason": reason, "shard": self._shard, "entry": entry_id}
         with self._r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self._keys.dead, {"event": raw, "reason": reason, "entry": entry_id})
+            pipe.xadd(self._keys.dead, fields)
             pipe.xack(self._stream, self._keys.group, entry_id)
             pipe.execute()
         log.warning("shard %d: entry %s moved to dead letters: %s", self._shard, entry_id, reason)
 
     def _entries(self, raw: list[tuple[bytes, bytes | None]]) -> list[Entry]:
-        """Source items; an entry deleted from the stream while pending has no event: skipped."""
+        """Source items; an entry deleted from the stream while pending has no event: skipped.
+        An entry without an `event` field goes to the dead letters from here."""
         shard = self._shard
-        return [(shard, entry_id, event) for entry_id, event in raw if event is not None]
+        out = []
+        for entry_id, event in raw:
+            if event is NO_EVENT_FIELD:
+                self._dead(entry_id, b"", "missing field `event`")
+            elif event is not None:
+                out.append((shard, entry_id, event))
+        return out
 
     def _due_wakeups(self) -> list[Entry]:
         now_ms = int(time.time() * 1000)
@@ -275,13 +361,14 @@ def _parse_read(reply: Any) -> list[tuple[bytes, bytes | None]]:
 
 
 def _event_field(fields: list[bytes] | None) -> bytes | None:
-    """The `event` field of a raw stream entry ([field, value, ...]); b"" if it has none."""
+    """The `event` field of a raw stream entry ([field, value, ...]); `NO_EVENT_FIELD` if it
+    has none, None if the entry was deleted."""
     if fields is None:
         return None
     for i in range(0, len(fields) - 1, 2):
         if fields[i] == b"event":
             return fields[i + 1]
-    return b""
+    return NO_EVENT_FIELD
 
 
 def _raw(response: Any, **_options: Any) -> Any:

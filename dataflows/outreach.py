@@ -7,11 +7,10 @@ before keying (one reused msgspec decoder, no per-item lambdas), because Bytewax
 activation, not our work, dominates the cost per event.
 """
 
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from typing import Any
 
 import bytewax.operators as op
-import msgspec
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
@@ -20,7 +19,8 @@ from bytewax.outputs import Sink
 from connectors.files import RawLine
 from connectors.redis_source import WAKE_ID, Entry
 from operators.engine import Engine
-from operators.events import Enroll, Event, decode_event, rejection_reason
+from operators.events import Event
+from operators.intake import EventReader
 from operators.logic import LiveInput, ProspectLogic
 from operators.records import DeadLetter, dead_letter
 from operators.state import ProspectState
@@ -31,51 +31,44 @@ Decoded = tuple[str, Event] | DeadLetter
 LiveDecoded = tuple[str, LiveInput] | tuple[DeadLetter, tuple[int, bytes]]
 
 
-def decode_batch(batch: list[RawLine], sequences: Container[str] | None = None) -> list[Decoded]:
-    """Decode raw lines; bad ones become dead letters carrying the raw line and the reason.
-
-    With `sequences`, an `enroll` naming a sequence the policy does not define is rejected too.
-    """
+def decode_batch(batch: list[RawLine], reader: EventReader) -> list[Decoded]:
+    """Decode raw lines; bad ones become dead letters carrying the raw line and the reason."""
     out: list[Decoded] = []
     append = out.append
+    read = reader.read
     for line_no, raw in batch:
-        try:
-            event = decode_event(raw)
-        except (msgspec.DecodeError, ValueError) as exc:
-            append(dead_letter(raw, rejection_reason(exc), line_no))
-            continue
-        if sequences is not None and type(event) is Enroll and event.sequence not in sequences:
-            append(dead_letter(raw, unknown_sequence(event.sequence), line_no))
-            continue
-        append((event.prospect, event))
+        event = read(raw)
+        if isinstance(event, str):
+            append(dead_letter(raw, event, line_no))
+        else:
+            append((event.prospect, event))
     return out
 
 
-def unknown_sequence(name: str) -> str:
-    return f"unknown sequence {name!r} (not in the policy) - at `$.sequence`"
-
-
-def decode_live_batch(
-    batch: list[Entry], sequences: Container[str] | None = None
-) -> list[LiveDecoded]:
+def decode_live_batch(batch: list[Entry], reader: EventReader) -> list[LiveDecoded]:
     """Decode stream entries; timer wake-ups pass through keyed by their prospect."""
     out: list[LiveDecoded] = []
     append = out.append
+    read = reader.read
     for shard, entry_id, raw in batch:
         if entry_id == WAKE_ID:
             prospect = raw.decode()
             append((prospect, (prospect, None)))
             continue
-        try:
-            event = decode_event(raw)
-        except (msgspec.DecodeError, ValueError) as exc:
-            append((dead_letter(raw, rejection_reason(exc)), (shard, entry_id)))
-            continue
-        if sequences is not None and type(event) is Enroll and event.sequence not in sequences:
-            append((dead_letter(raw, unknown_sequence(event.sequence)), (shard, entry_id)))
-            continue
-        append((event.prospect, (event, (shard, entry_id))))
+        event = read(raw)
+        if isinstance(event, str):
+            append((dead_letter(raw, event), (shard, entry_id)))
+        else:
+            append((event.prospect, (event, (shard, entry_id))))
     return out
+
+
+def _is_effect(item: tuple[str, Any]) -> bool:
+    """(prospect, outputs or effects), as opposed to (prospect, a failure's dead letter)."""
+    value = item[1]
+    return type(value) is not DeadLetter and not (
+        type(value) is tuple and type(value[0]) is DeadLetter
+    )
 
 
 def _is_keyed(item: Any) -> bool:
@@ -99,8 +92,11 @@ def build_flow(
     split = op.branch("valid", decoded, _is_keyed)
     keyed: Stream[tuple[str, Any]] = split.trues
     effects = op.stateful_batch("prospects", keyed, logic)
-    op.output("outputs", effects, outputs)
-    op.output("dead_letters", split.falses, dead_letters)
+    # What the rules could not apply (an event or timer that raised) joins the decoder's rejects.
+    failed = op.branch("applied", effects, _is_effect)
+    op.output("outputs", failed.trues, outputs)
+    rejected = op.merge("rejected", split.falses, op.key_rm("failures", failed.falses))
+    op.output("dead_letters", rejected, dead_letters)
     return flow
 
 
@@ -117,9 +113,9 @@ def replay_flow(
     def logic(_resume: None) -> ProspectLogic:
         return ProspectLogic(engine, ProspectState(), until=until)
 
-    known = frozenset(engine.policy.sequences)
+    reader = EventReader(engine.policy.limits, frozenset(engine.policy.sequences))
 
     def decode(batch: list[RawLine]) -> list[Decoded]:
-        return decode_batch(batch, known)
+        return decode_batch(batch, reader)
 
     return build_flow(source, decode, logic, outputs, dead_letters)

@@ -109,44 +109,70 @@ class Engine(FactHandlers, Emitter):
         A redelivered event (known id) has no effect at all.
         """
         out: list[Out] = []
-        if seen_before(state, event.id, self._dedupe):
+        ts = self.admit(state, event)
+        if ts is None:
             return out
-        ts = to_ms(event.ts)
         if state.pending and state.pending[0][0] <= ts:
             self.fire_due(state, ts, out)
+        self.handle(state, event, ts, out)
+        return out
+
+    def admit(self, state: ProspectState, event: ev.Event) -> int | None:
+        """Remember the event's id; its time in ms, or None for a redelivered (known) event."""
+        if seen_before(state, event.id, self._dedupe):
+            return None
+        return to_ms(event.ts)
+
+    def handle(self, state: ProspectState, event: ev.Event, ts: int, out: list[Out]) -> None:
+        """The event itself, after `admit` and the timers due by its time."""
         now = ts if ts > state.clock else state.clock
         state.clock = now
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(state, event, ts, now, out)
-        return out
 
     def fire_due(self, state: ProspectState, until: int, out: list[Out]) -> None:
         """Fire every deferred touch due at or before `until`, each deciding at its due time."""
         while state.pending and state.pending[0][0] <= until:
-            if state.pending[0][5] & FLAG_ARBITRATE:
-                self._arbitrate(state, out)
-                continue
-            due, ch, reason, topic, cause, flags, first = state.pending.pop(0)
-            if not state.pending:
-                state.pending = None  # deciding may defer again into a fresh list
-            now = due if due > state.clock else state.clock
-            state.clock = now
-            if flags & FLAG_SEQUENCE:
-                item = (due, ch, reason, topic, cause, flags, first)
-                self.sequencer.fire(state, item, now, out)
-            elif flags & FLAG_BRANCH:
-                item = (due, ch, reason, topic, cause, flags, first)
-                self.sequencer.follow_up(state, item, now, out)
-            else:
-                self._decide(state, ch, reason, topic, cause, flags, first, now, out)
+            self.fire_next(state, out)
+
+    def fire_next(self, state: ProspectState, out: list[Out]) -> None:
+        """Fire the soonest timer: one deferred touch, or a whole arbitration window."""
+        assert state.pending
+        if state.pending[0][5] & FLAG_ARBITRATE:
+            self._arbitrate(state, out)
+            return
+        due, ch, reason, topic, cause, flags, first = state.pending.pop(0)
+        if not state.pending:
+            state.pending = None  # deciding may defer again into a fresh list
+        now = due if due > state.clock else state.clock
+        state.clock = now
+        if flags & FLAG_SEQUENCE:
+            item = (due, ch, reason, topic, cause, flags, first)
+            self.sequencer.fire(state, item, now, out)
+        elif flags & FLAG_BRANCH:
+            item = (due, ch, reason, topic, cause, flags, first)
+            self.sequencer.follow_up(state, item, now, out)
+        else:
+            self._decide(state, ch, reason, topic, cause, flags, first, now, out)
+
+    def drop_next(self, state: ProspectState) -> list[Pending]:
+        """Remove, undecided, what `fire_next` would fire: for a timer whose decision raised."""
+        pending = state.pending or []
+        head = pending[0]
+        if head[5] & FLAG_ARBITRATE:
+            dropped = [p for p in pending if _same_window(p, head[0])]
+            state.pending = [p for p in pending if not _same_window(p, head[0])] or None
+            return dropped
+        state.pending = pending[1:] or None
+        return [head]
 
     def _arbitrate(self, state: ProspectState, out: list[Out]) -> None:
         """An arbitration window closed: decide its requests by priority, then arrival."""
         pending = state.pending or []
         closes = pending[0][0]
-        batch = [p for p in pending if p[0] == closes and p[5] & FLAG_ARBITRATE]
-        rest = [p for p in pending if not (p[0] == closes and p[5] & FLAG_ARBITRATE)]
+        batch = [p for p in pending if _same_window(p, closes)]
+        rest = [p for p in pending if not _same_window(p, closes)]
         state.pending = rest or None
         now = closes if closes > state.clock else state.clock
         state.clock = now
@@ -405,6 +431,10 @@ class Engine(FactHandlers, Emitter):
 
 def _first(item: tuple[int, int, str | None]) -> int:
     return item[0]
+
+
+def _same_window(p: Pending, closes: int) -> bool:
+    return p[0] == closes and bool(p[5] & FLAG_ARBITRATE)
 
 
 def _priority(p: Pending) -> int:

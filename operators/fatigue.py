@@ -26,7 +26,7 @@ FatigueClass = Literal["undersaturated", "on_target", "saturated"]
 RULE: Final = "fatigue"
 MILLI: Final = 1000
 
-Amount = Annotated[float, Meta(ge=0)]
+Amount = Annotated[float, Meta(ge=0, le=1_000)]  # bounded: a score must stay finite
 
 
 def _default_weights() -> dict[Channel, float]:
@@ -51,7 +51,7 @@ class FatigueConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     as two unanswered SMS. A channel missing from `weights` keeps its default weight.
     """
 
-    half_life_days: Annotated[float, Meta(gt=0)] = 7.0
+    half_life_days: Annotated[float, Meta(gt=0, le=3_650)] = 7.0
     weights: dict[Channel, Amount] = field(default_factory=_default_weights)
     engagement_relief: Amount = 2.0  # an open, click, reply or answered call
     complaint_penalty: Amount = 5.0

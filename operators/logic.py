@@ -21,13 +21,16 @@ from bytewax.operators import StatefulBatchLogic
 
 from operators.engine import Engine, Out
 from operators.events import Event
+from operators.isolation import apply_isolated, fire_due_isolated
+from operators.records import DeadLetter
 from operators.state import ProspectState, encode_state
 
-_NOTHING: Final[tuple[list[Out], ...]] = ()
+_NOTHING: Final[tuple[list[Out] | DeadLetter, ...]] = ()
 
 
-class ProspectLogic(StatefulBatchLogic[Event, list[Out], None]):
-    """Apply a prospect's events in order; emit one list of outputs per batch that has any."""
+class ProspectLogic(StatefulBatchLogic[Event, list[Out] | DeadLetter, None]):
+    """Apply a prospect's events in order; emit one list of outputs per batch that has any,
+    and a dead letter for each event or timer that raised (see `operators.isolation`)."""
 
     __slots__ = ("engine", "state", "until")
 
@@ -36,29 +39,34 @@ class ProspectLogic(StatefulBatchLogic[Event, list[Out], None]):
         self.state = state
         self.until = until
 
-    def on_batch(self, values: list[Event]) -> tuple[Iterable[list[Out]], bool]:
+    def on_batch(self, values: list[Event]) -> tuple[Iterable[list[Out] | DeadLetter], bool]:
         state = self.state
         if not state.prospect:
             state.prospect = values[0].prospect
-        apply = self.engine.apply
-        if len(values) == 1:
-            out = apply(state, values[0])
-        else:
-            out = []
-            for event in values:
-                out.extend(apply(state, event))
-        return ((out,) if out else _NOTHING), self.RETAIN
+        engine = self.engine
+        out: list[Out] = []
+        dead: list[DeadLetter] = []
+        for event in values:
+            apply_isolated(engine, state, event, out, dead)
+        return _emitted(out, dead), self.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[list[Out]], bool]:
+    def on_eof(self) -> tuple[Iterable[list[Out] | DeadLetter], bool]:
         if self.until is None:
             return _NOTHING, self.RETAIN
         out: list[Out] = []
-        self.engine.fire_due(self.state, self.until, out)
-        return ((out,) if out else _NOTHING), self.RETAIN
+        dead: list[DeadLetter] = []
+        fire_due_isolated(self.engine, self.state, self.until, out, dead)
+        return _emitted(out, dead), self.RETAIN
 
     def snapshot(self) -> None:
         """Nothing for Bytewax's own recovery: Redis holds the checkpoint (see connectors)."""
         return None
+
+
+def _emitted(out: list[Out], dead: list[DeadLetter]) -> tuple[list[Out] | DeadLetter, ...]:
+    if not dead:
+        return (out,) if out else _NOTHING
+    return ((out,) if out else ()) + tuple(dead)
 
 
 # -- live mode ------------------------------------------------------------------------------------
@@ -102,7 +110,13 @@ class Effects(NamedTuple):
 _AT_ONCE: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
+# A live input or timer that raised: its dead letter, and the entry to acknowledge (None for a
+# timer, which has no entry of its own).
+LiveFailure = tuple[DeadLetter, Ack | None]
+LiveOutput = Effects | LiveFailure
+
+
+class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
     """Live mode: load state on first sight, wake timers on the wall clock, emit `Effects`.
 
     Bytewax builds one logic per key and calls it key by key, so loading state in the first
@@ -124,7 +138,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
         self.held: list[LiveInput] = []
         self.prospect = ""
 
-    def on_batch(self, values: list[LiveInput]) -> tuple[Iterable[Effects], bool]:
+    def on_batch(self, values: list[LiveInput]) -> tuple[Iterable[LiveOutput], bool]:
         state = self.state
         if state is None:
             if not self.held:
@@ -137,16 +151,16 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
                 state = self._loaded()
             else:
                 state, values = self._loaded(), self._release() + values
-        return (self._apply(state, values),), self.RETAIN
+        return self._apply(state, values), self.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[Effects], bool]:
+    def on_notify(self) -> tuple[Iterable[LiveOutput], bool]:
         if self.state is None and self.held:
-            return (self._apply(self._loaded(), self._release()),), self.RETAIN
+            return self._apply(self._loaded(), self._release()), self.RETAIN
         return _NO_EFFECTS, self.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[Effects], bool]:
+    def on_eof(self) -> tuple[Iterable[LiveOutput], bool]:
         if self.state is None and self.held:
-            return (self._apply(self._loaded(), self._release()),), self.RETAIN
+            return self._apply(self._loaded(), self._release()), self.RETAIN
         return _NO_EFFECTS, self.RETAIN
 
     def notify_at(self) -> datetime | None:
@@ -164,23 +178,30 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
         self.state = state
         return state
 
-    def _apply(self, state: ProspectState, values: list[LiveInput]) -> Effects:
+    def _apply(self, state: ProspectState, values: list[LiveInput]) -> tuple[LiveOutput, ...]:
+        """Effects of the batch, then a dead letter per input or timer that raised (an input's
+        with its entry, which the dead-letter sink acknowledges; not in the effects' acks)."""
+        engine = self.engine
         out: list[Out] = []
         acks: list[Ack] = []
+        dead: list[DeadLetter] = []
+        failed: list[LiveFailure] = []
         first_seen: int | None = None
         for item, ack in values:
             if isinstance(item, str):
-                self.engine.fire_due(state, self.clock(), out)
-            else:
-                out.extend(self.engine.apply(state, item))
-            if ack is not None:
+                fire_due_isolated(engine, state, self.clock(), out, dead)
+            elif not apply_isolated(engine, state, item, out, dead):
+                failed.append((dead.pop(), ack))
+            elif ack is not None:
                 acks.append(ack)
+            if ack is not None:
                 seen = _entry_ms(ack[1])
                 first_seen = seen if first_seen is None else min(first_seen, seen)
-        due = self.engine.next_due(state)
+        due = engine.next_due(state)
         if due is not None and due <= (now := self.clock()):  # due already: no wake-up needed
-            self.engine.fire_due(state, now, out)
-        return self._effects(state, out, acks, first_seen)
+            fire_due_isolated(engine, state, now, out, dead)
+        failed += ((letter, None) for letter in dead)  # dropped timers: nothing to acknowledge
+        return (self._effects(state, out, acks, first_seen), *failed)
 
     def _effects(
         self, state: ProspectState, out: list[Out], acks: list[Ack], first_seen: int | None
@@ -188,7 +209,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, Effects, None]):
         return Effects(out, encode_state(state), self.engine.next_due(state), acks, first_seen)
 
 
-_NO_EFFECTS: Final[tuple[Effects, ...]] = ()
+_NO_EFFECTS: Final[tuple[LiveOutput, ...]] = ()
 
 
 def _wall_ms() -> int:

@@ -2,11 +2,19 @@
 
 A bad policy must stop the program at start with one line naming the key, never surface as a
 wrong decision at 3 am, so every value carries its constraint and unknown keys are rejected.
+A policy file is merged over config/default.toml first (`operators.policy_merge`): leaving a
+rule out keeps the default rule, it never weakens it.
+
+Every number has an upper bound as well: a time computed from an accepted event (a deferral,
+a cooldown, a pause: each at most `MAX_HOURS`) must stay far inside `datetime`'s range, since
+a replay that dies on an OverflowError halfway is worse than a config refused at start.
 """
 
+import tomllib
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -14,11 +22,29 @@ from msgspec import Meta, Struct, field
 from operators.errors import ConfigError
 from operators.events import Channel, is_time_zone
 from operators.fatigue import FatigueConfig
+from operators.policy_merge import Labels, Table, explain, merge_policy
 from operators.preference import PreferenceConfig, default_preference_config
 
+MAX_HOURS: Final = 87_600  # ten years: the longest window, deferral or wait
+MAX_DAYS: Final = 3_650  # ten years: the longest cooldown or pause
+MAX_COUNT: Final = 10_000  # touches in a window, ids remembered, deliveries
+MAX_STEPS: Final = 100  # steps in one sequence
+# Accepted event times. Every horizon is at most ten years, so nothing computed from an event
+# (`now + MAX_HOURS`, a quiet-hours opening a day later) comes near year 9999, where
+# `datetime` arithmetic overflows.
+TS_MIN: Final = datetime(1970, 1, 1, tzinfo=UTC)
+TS_MAX: Final = datetime(9900, 1, 1, tzinfo=UTC)
+
 ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-PositiveInt = Annotated[int, Meta(ge=1)]
-Count = Annotated[int, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
+PositiveCount = Annotated[int, Meta(ge=1, le=MAX_COUNT)]
+HourSpan = Annotated[int, Meta(ge=0, le=MAX_HOURS)]
+PositiveHourSpan = Annotated[int, Meta(ge=1, le=MAX_HOURS)]
+DaySpan = Annotated[int, Meta(ge=0, le=MAX_DAYS)]
+PositiveDaySpan = Annotated[int, Meta(ge=1, le=MAX_DAYS)]
+ContextItems = Annotated[int, Meta(ge=0, le=1_000)]  # items repeated in every command's context
+Chars = Annotated[int, Meta(ge=16, le=65_536)]
+Timestamp = Annotated[datetime, Meta(tz=True)]
 Name = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
@@ -33,7 +59,7 @@ class CapWindow(_Config, frozen=True):
     """
 
     name: Name
-    hours: PositiveInt
+    hours: PositiveHourSpan
     total: Count | None = None
     per_channel: dict[Channel, Count] = {}
     exempt_own_action: bool = False
@@ -42,17 +68,19 @@ class CapWindow(_Config, frozen=True):
 class Gap(_Config, frozen=True):
     """Minimum time since the last touch on any channel (rule `gap`)."""
 
-    hours: Count = 24
+    hours: HourSpan = 24
     exempt_own_action: bool = True
 
 
 class Hours(_Config, frozen=True):
+    """Allowed local hours [start, end) of a stricter region."""
+
     start: ClockTime
     end: ClockTime
 
     def __post_init__(self) -> None:
         if self.start >= self.end:
-            msg = f"start {self.start} must be before end {self.end}"
+            msg = f"start {self.start} must be before end {self.end} - at `$.end`"
             raise ValueError(msg)
 
 
@@ -67,14 +95,14 @@ class QuietHours(_Config, frozen=True):
 
     def __post_init__(self) -> None:
         if self.start >= self.end:
-            msg = f"start {self.start} must be before end {self.end}"
+            msg = f"start {self.start} must be before end {self.end} - at `$.end`"
             raise ValueError(msg)
         if not self.fallback_timezones:
-            msg = "fallback_timezones must name at least one zone"
+            msg = "fallback_timezones must name at least one zone - at `$.fallback_timezones`"
             raise ValueError(msg)
-        for name in self.fallback_timezones:
+        for i, name in enumerate(self.fallback_timezones):
             if not is_time_zone(name):
-                msg = f"unknown IANA time zone {name!r} in fallback_timezones"
+                msg = f"unknown IANA time zone {name!r} - at `$.fallback_timezones[{i}]`"
                 raise ValueError(msg)
 
 
@@ -102,9 +130,9 @@ class Keywords(_Config, frozen=True):
 
 
 class Cooldowns(_Config, frozen=True):
-    complaint_days: Count = 90
-    negative_reply_days: Count = 90
-    sequence_days: Count = 30
+    complaint_days: DaySpan = 90
+    negative_reply_days: DaySpan = 90
+    sequence_days: DaySpan = 30
 
 
 class Triggers(_Config, frozen=True):
@@ -130,8 +158,8 @@ class Requests(_Config, frozen=True):
     auto_order: list[Channel] = field(
         default_factory=lambda: ["email", "linkedin", "chat", "sms", "phone"]
     )
-    max_defer_hours: Count = 72
-    arbitration_seconds: Count = 60
+    max_defer_hours: HourSpan = 72
+    arbitration_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 60
 
 
 class Limits(_Config, frozen=True):
@@ -140,19 +168,33 @@ class Limits(_Config, frozen=True):
     An event line or stream entry over `event_bytes` is rejected to the dead letters; a `url`
     over `url_chars` and any other free-text field (topic, form, document, asset, source,
     reason, names) over `text_chars` is truncated, so no input can swell the state or the
-    commands' contexts. Timestamps outside [`earliest_ts`, `latest_ts`) are rejected.
+    commands' contexts. Timestamps outside [`earliest_ts`, `latest_ts`) are rejected; both lie
+    in [`TS_MIN`, `TS_MAX`].
     """
 
-    dedupe_ids: PositiveInt = 32
-    context_touches: Count = 5
-    context_clicks: Count = 5
-    context_pages: Count = 3
-    reply_text_chars: Count = 280
+    dedupe_ids: PositiveCount = 32
+    context_touches: ContextItems = 5
+    context_clicks: ContextItems = 5
+    context_pages: ContextItems = 3
+    reply_text_chars: Annotated[int, Meta(ge=0, le=65_536)] = 280
     event_bytes: Annotated[int, Meta(ge=256, le=16 * 1024 * 1024)] = 65_536
-    url_chars: Annotated[int, Meta(ge=16, le=65_536)] = 2_048
-    text_chars: Annotated[int, Meta(ge=16, le=65_536)] = 256
-    earliest_ts: Annotated[datetime, Meta(tz=True)] = datetime(2000, 1, 1, tzinfo=UTC)
-    latest_ts: Annotated[datetime, Meta(tz=True)] = datetime(2100, 1, 1, tzinfo=UTC)
+    url_chars: Chars = 2_048
+    text_chars: Chars = 256
+    earliest_ts: Timestamp = datetime(2000, 1, 1, tzinfo=UTC)
+    latest_ts: Timestamp = datetime(2100, 1, 1, tzinfo=UTC)
+
+    def __post_init__(self) -> None:
+        for key, ts in (("earliest_ts", self.earliest_ts), ("latest_ts", self.latest_ts)):
+            if not TS_MIN <= ts <= TS_MAX:
+                bounds = f"{TS_MIN.date()}..{TS_MAX.date()}"
+                msg = f"{key} {ts.isoformat()} must lie in {bounds} - at `$.{key}`"
+                raise ValueError(msg)
+        if self.earliest_ts >= self.latest_ts:
+            msg = (
+                f"earliest_ts {self.earliest_ts.isoformat()} must be before latest_ts "
+                f"{self.latest_ts.isoformat()} - at `$.earliest_ts`"
+            )
+            raise ValueError(msg)
 
 
 StepCondition = Literal[
@@ -169,7 +211,7 @@ class Step(_Config, frozen=True, kw_only=True):
     meeting booked; `no_engagement` = not engaged. A step whose condition fails is skipped.
     """
 
-    after_hours: Count = 0
+    after_hours: HourSpan = 0
     since: Literal["start", "previous"] = "previous"
     channel: Channel | Literal["preferred"]
     topic: Annotated[str, Meta(min_length=1)]
@@ -177,18 +219,18 @@ class Step(_Config, frozen=True, kw_only=True):
 
 
 class SequenceDef(_Config, frozen=True):
-    steps: Annotated[list[Step], Meta(min_length=1)]
+    steps: Annotated[list[Step], Meta(min_length=1, max_length=MAX_STEPS)]
 
 
 class Orchestration(_Config, frozen=True):
     """Sequences, exits and throttles (issue "orchestration")."""
 
-    out_of_office_pause_days: Count = 7
-    deal_lost_cooldown_days: Count = 90
-    trigger_throttle_hours: Count = 24
-    step_max_defer_hours: Count = 48
-    opened_no_click_hours: Count = 48  # an opened sequence email, no click: sms follow-up
-    clicked_no_reply_hours: Count = 48  # a clicked sequence email, no reply: a call
+    out_of_office_pause_days: DaySpan = 7
+    deal_lost_cooldown_days: DaySpan = 90
+    trigger_throttle_hours: HourSpan = 24
+    step_max_defer_hours: HourSpan = 48
+    opened_no_click_hours: HourSpan = 48  # an opened sequence email, no click: sms follow-up
+    clicked_no_reply_hours: HourSpan = 48  # a clicked sequence email, no reply: a call
 
 
 class Streams(_Config, frozen=True):
@@ -196,11 +238,11 @@ class Streams(_Config, frozen=True):
 
     prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+$")] = "touchflow"
     shards: Annotated[int, Meta(ge=1, le=1024)] = 4
-    checkpoint_interval_ms: PositiveInt = 100
-    state_ttl_days: PositiveInt = 200
-    command_marker_ttl_hours: PositiveInt = 192
-    max_deliveries: PositiveInt = 5
-    claim_idle_ms: PositiveInt = 30_000
+    checkpoint_interval_ms: Annotated[int, Meta(ge=1, le=3_600_000)] = 100  # at most an hour
+    state_ttl_days: PositiveDaySpan = 200
+    command_marker_ttl_hours: PositiveHourSpan = 192
+    max_deliveries: PositiveCount = 5
+    claim_idle_ms: Annotated[int, Meta(ge=1, le=86_400_000)] = 30_000  # at most a day
 
 
 class Policy(_Config, frozen=True):
@@ -230,23 +272,66 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.to
 
 
 def parse_policy(text: bytes | str, source: str = "<config>") -> Policy:
-    """Decode policy TOML; any problem becomes a one-line `ConfigError` naming the key path."""
+    """Decode policy TOML merged over config/default.toml (`operators.policy_merge`).
+
+    Any problem becomes a one-line `ConfigError` naming `source` and the full key path.
+    """
     try:
-        return msgspec.toml.decode(text, type=Policy)
-    except msgspec.ValidationError as exc:
+        merged, labels = merge_policy(default_table(), _decode(text, source))
+    except ValueError as exc:  # two caps of one name in the file
         msg = f"invalid config {source}: {exc}"
         raise ConfigError(msg) from None
-    except msgspec.DecodeError as exc:
-        msg = f"invalid config {source}: not valid TOML: {exc}"
-        raise ConfigError(msg) from None
+    return _convert(merged, labels, source)
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
-    """Read and decode the policy file (the bundled default when `path` is None)."""
-    file = Path(path) if path is not None else DEFAULT_CONFIG
+    """Read and decode the policy file merged over the defaults (None: the defaults alone)."""
+    if path is None:
+        return _convert(default_table(), {}, str(DEFAULT_CONFIG))
+    file = Path(path)
     try:
         text = file.read_bytes()
     except OSError as exc:
         msg = f"cannot read config {file}: {exc.strerror or exc}"
         raise ConfigError(msg) from None
     return parse_policy(text, str(file))
+
+
+@cache
+def default_table() -> Table:
+    """config/default.toml as decoded TOML, read once. Shared: callers must not modify it."""
+    try:
+        text = DEFAULT_CONFIG.read_bytes()
+    except OSError as exc:
+        msg = f"cannot read config {DEFAULT_CONFIG}: {exc.strerror or exc}"
+        raise ConfigError(msg) from None
+    return _decode(text, str(DEFAULT_CONFIG))
+
+
+def _decode(text: bytes | str, source: str) -> Table:
+    """TOML to plain dicts (tomllib); a BOM is allowed, any other non-UTF-8 byte is not."""
+    try:
+        chars = text.decode("utf-8-sig") if isinstance(text, bytes) else text
+        return tomllib.loads(chars)
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        msg = f"invalid config {source}: not UTF-8 text (byte 0x{bad} at offset {exc.start})"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"invalid config {source}: not valid TOML: {_one_line(str(exc))}"
+        raise ConfigError(msg) from None
+
+
+def _convert(merged: dict[str, Any], labels: Labels, source: str) -> Policy:
+    """The merged document as a `Policy`; on failure, the deepest bad part by its full path."""
+    try:
+        return msgspec.convert(merged, type=Policy)
+    except msgspec.ValidationError as exc:
+        reason = explain(merged, Policy, labels) or str(exc)
+        msg = f"invalid config {source}: {_one_line(reason)}"
+        raise ConfigError(msg) from None
+
+
+def _one_line(text: str) -> str:
+    """Line breaks (in a TOML parser's message, say) become spaces: one line per error."""
+    return " ".join(text.splitlines())

@@ -61,9 +61,9 @@ class PreferenceConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     which must name them all (it also serves prospects of unknown segment).
     """
 
-    prior_strength: Annotated[float, Meta(gt=0)] = 10.0  # pseudo-observations behind a prior
+    prior_strength: Annotated[float, Meta(gt=0, le=1e12)] = 10.0  # pseudo-observations behind a prior
     priors: dict[str, dict[Channel, Rate]] = field(default_factory=_default_priors)
-    response_window_hours: Annotated[int, Meta(ge=1)] = 72  # unanswered this long: a miss
+    response_window_hours: Annotated[int, Meta(ge=1, le=87_600)] = 72  # unanswered this long: a miss
 
     def __post_init__(self) -> None:
         missing = [c for c in CHANNELS if c not in self.priors.get(DEFAULT_SEGMENT, {})]

@@ -137,6 +137,11 @@ hours = 168
 total = 5
 per_channel = { email = 3, sms = 2, phone = 1, linkedin = 2, chat = 2 }
 
+[[caps]]
+name = "day"
+hours = 24
+total = 5
+
 [gap]
 hours = 0
 
