@@ -30,7 +30,9 @@ class StateStore:
       first `take` of the next activation loads every requested state.
 
     Both read a prospect's checkpoint before this process holds any state of its own for it, so
-    what they read is the newest state there is.
+    what they read is the newest state there is. A Redis that is gone or refuses (loading its
+    data, busy with a script) is waited for, like the sinks do (`retrying`): the prospect's
+    input waits with it, and no state is ever taken for fresh because it could not be read.
     """
 
     def __init__(
@@ -99,9 +101,8 @@ class StateStore:
         state_key = self._keys.state
         for start in range(0, len(prospects), self._chunk):
             part = prospects[start : start + self._chunk]
-            values = retrying(
-                "load states", self._mget([state_key(p) for p in part]), self._stopping
-            )
+            load = self._mget([state_key(p) for p in part])
+            values = retrying("load states", load, self._stopping, refused="reads")
             yield from zip(part, values, strict=True)
 
     def _mget(self, keys: list[str]) -> Callable[[], list[bytes | None]]:

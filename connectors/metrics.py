@@ -6,6 +6,7 @@ folded to `request` (campaign names are unbounded), rules are the policy's rule 
 
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -19,6 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from connectors.health import HEALTH, Health
 from operators.records import Command
 
 _LATENCY_BUCKETS: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -47,9 +49,15 @@ class _Children:
 class Metrics:
     """All live-mode metrics on one registry (a fresh one per instance, so tests stay apart)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, health: Health = HEALTH) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.refusing = Gauge(
+            "touchflow_redis_refusing",
+            "1 while a write of this process waits because Redis refuses it (OOM, READONLY...)",
+            registry=r,
+        )
+        self.refusing.set_function(lambda: 1.0 if health.refusing() else 0.0)
         self.events = Counter("touchflow_events", "Events applied, by type", ["type"], registry=r)
         self.commands = Counter(
             "touchflow_commands",
@@ -132,19 +140,29 @@ class Metrics:
         self.dead.inc(count)
 
 
-def serve(metrics: Metrics, port: int, healthy: Callable[[], bool]) -> ThreadingHTTPServer:
-    """Serve `/metrics` (Prometheus text) and `/healthz` (200 or 503) on a daemon thread."""
+def serve(metrics: Metrics, port: int, problem: Callable[[], str | None]) -> ThreadingHTTPServer:
+    """Serve `/metrics` (Prometheus text) and `/healthz` on a daemon thread; 404 for any other
+    path (a query string is ignored).
+
+    `/healthz` answers 200 `ok`, or 503 `unhealthy: <reason>` while `problem()` returns one, so
+    a probe or a person sees why without reading the logs.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.startswith("/metrics"):
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/metrics":
                 body = generate_latest(metrics.registry)
                 self._reply(200, CONTENT_TYPE_LATEST, body)
-            elif self.path.startswith("/healthz"):
-                ok = healthy()
-                self._reply(200 if ok else 503, "text/plain", b"ok\n" if ok else b"unhealthy\n")
+            elif path == "/healthz":
+                why = problem()
+                if why is None:
+                    self._reply(200, "text/plain; charset=utf-8", b"ok\n")
+                else:
+                    body = f"unhealthy: {why}\n".encode()
+                    self._reply(503, "text/plain; charset=utf-8", body)
             else:
-                self._reply(404, "text/plain", b"not found\n")
+                self._reply(404, "text/plain; charset=utf-8", b"not found\n")
 
         def _reply(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)

@@ -5,8 +5,13 @@ restarting or stalled Redis is waited for, not fatal. (The timeouts are redis-py
 TimeoutError, not Python's builtin one: the builtin never reaches us.) At start, though, a wrong
 URL, password or missing TLS must fail fast with one line, so `connect` pings once with retries
 off.
+
+A Redis URL may carry secrets in two places, the userinfo (`redis://user:pw@host`) and the query
+(`?password=pw`, which redis-py reads as well); every URL and every error text that goes to a log,
+a message or a metric passes through `redacted`, which replaces both with `***`.
 """
 
+import re
 import urllib.parse
 from typing import Final
 
@@ -14,6 +19,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     AuthenticationError,
+    BusyLoadingError,
+    ClusterDownError,
     ConnectionError,
     MasterDownError,
     OutOfMemoryError,
@@ -33,13 +40,47 @@ _RETRY_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
 # outage to wait out like a dropped connection, never a reason to exit.
 REFUSALS: Final = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS",
                    "TRYAGAIN", "CLUSTERDOWN")  # fmt: skip
+# redis-py maps some codes to classes and strips the code from the text: put it back. Most
+# specific first (MasterDownError is a ClusterDownError).
+_CODE_OF: Final = (
+    (OutOfMemoryError, "OOM"),
+    (ReadOnlyError, "READONLY"),
+    (BusyLoadingError, "LOADING"),
+    (TryAgainError, "TRYAGAIN"),
+    (MasterDownError, "MASTERDOWN"),
+    (ClusterDownError, "CLUSTERDOWN"),
+)
+# Where the code sits in a reply's text: at its start ("MISCONF ..."), after the `-` of an error
+# raised inside a script (Redis 6: "Error running script (...): @user_script:1: -OOM ..."), or
+# after the colon of an aborted transaction ("Transaction discarded because of: OOM ..."). The
+# lookahead keeps BUSYGROUP (a group that exists) from reading as BUSY.
+_CODE_IN_TEXT: Final = re.compile(r"(?:^|: -?)(" + "|".join(REFUSALS) + r")(?= |$)")
+# A pipeline's error is prefixed with its command and arguments (data, and long): dropped.
+_PIPELINE_PREFIX: Final = "of pipeline caused error: "
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The refusal in `exc` as Redis words it ("OOM command not allowed ..."), or None if `exc`
+    is no refusal: an error reply that means "not now" rather than "never" (see `REFUSALS`).
+
+    Found in the reply's text too, since a refusal met inside a Lua script (the sink's writes)
+    or a MULTI arrives wrapped in a plain ResponseError or ExecAbortError.
+    """
+    if not isinstance(exc, RedisError):
+        return None
+    text = str(exc).rpartition(_PIPELINE_PREFIX)[2].strip()
+    for cls, code in _CODE_OF:
+        if isinstance(exc, cls):
+            return text if text.startswith(code) else f"{code} {text}"
+    if not isinstance(exc, ResponseError):
+        return None
+    found = _CODE_IN_TEXT.search(text)
+    return text[found.start(1) :] if found is not None else None
 
 
 def is_refusal(exc: BaseException) -> bool:
     """True for an error reply that means "not now" rather than "never" (see `REFUSALS`)."""
-    if isinstance(exc, ReadOnlyError | OutOfMemoryError | MasterDownError | TryAgainError):
-        return True  # redis-py strips the code from the replies it maps to its own classes
-    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in REFUSALS
+    return refusal(exc) is not None
 
 
 # A reply slower than this means a stalled server or a dead peer that never closed the socket
@@ -47,20 +88,86 @@ def is_refusal(exc: BaseException) -> bool:
 # No command touchflow sends blocks in Redis; a URL's `?socket_timeout=` overrides this.
 READ_TIMEOUT_S: Final = 10.0
 
+# Query parameters that may hold a secret, by name: redis-py reads `?password=` and `?username=`
+# as connection arguments, and a proxy may take a token or key the same way.
+_SECRET_NAME: Final = re.compile(r"pass|pwd|secret|token|key|auth|cred|user", re.IGNORECASE)
+# A URL anywhere in a text, up to the next whitespace (its userinfo is found in `_userinfo`).
+_URL: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_PARAM: Final = re.compile(r"(?P<sep>[?&;])(?P<name>[^=\s&;#?]+)=(?P<value>[^\s&;#]*)")
+
 
 class RedisUnavailableError(TouchflowError):
     """Redis cannot be reached or refuses us at start; the message never contains a secret."""
 
 
-def redacted(url: str) -> str:
-    """The URL with any password replaced, safe for logs and error messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+def redacted(text: str) -> str:
+    """A URL, or any text holding URLs, with passwords and secret query values replaced by `***`.
+
+    The user name of the userinfo stays (it says which account); everything after its colon goes.
+    Works on text rather than a parsed URL so that a malformed URL, or one inside an error
+    message, is covered as well.
+    """
+    text = _URL.sub(_hide_userinfo, text)
+    return _PARAM.sub(_hide_param, text)
+
+
+def _userinfo(url: str) -> tuple[str, str, str] | None:
+    """(`scheme://user`, password, `@host...`) of a URL with a password in its userinfo.
+
+    The userinfo ends at the last `@` before the query, or, if there is none there, at the last
+    `@` of all: passwords are often pasted unescaped, and one with a `/`, `?` or `#` in it must
+    still be found whole (an `@` in a query value costs, at worst, the host in a log line).
+    """
+    scheme, sep, rest = url.partition("://")
+    head = rest.partition("?")[0]
+    at = head.rfind("@") if "@" in head else rest.rfind("@")
+    if not sep or at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    return (f"{scheme}://{user}", password, rest[at:]) if colon else None
+
+
+def _hide_userinfo(m: re.Match[str]) -> str:
+    parts = _userinfo(m[0])
+    return m[0] if parts is None else f"{parts[0]}:***{parts[2]}"
+
+
+def _hide_param(m: re.Match[str]) -> str:
+    if _SECRET_NAME.search(urllib.parse.unquote(m["name"])) is None:
+        return m[0]
+    return f"{m['sep']}{m['name']}=***"
+
+
+def has_secret(url: str) -> bool:
+    """True if `url` holds a password or a secret-looking query value (see `redacted`)."""
+    return redacted(url) != url
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """`text` (an error message about `url`) with no secret of `url` in it, however quoted.
+
+    A malformed URL can put a piece of its password where a message quotes it (a password with
+    an unescaped `/` ends the host early, and what precedes it is reported as a bad port), so
+    every secret of `url`, and every piece of it between URL delimiters, is also replaced
+    wherever it appears, raw or unquoted.
+    """
+    secrets: set[str] = set()
+    parts = _userinfo(url)
+    if parts is not None:
+        secrets.add(parts[1])
+    for m in _PARAM.finditer(url):
+        if _SECRET_NAME.search(urllib.parse.unquote(m["name"])) is not None:
+            secrets.add(m["value"])
+    forms = set()
+    for secret in secrets:
+        for form in (secret, urllib.parse.unquote(secret)):
+            forms.add(form)
+            forms.update(piece for piece in re.split(r"[/?#@:;&=]", form) if len(piece) > 1)
+    text = redacted(text.replace(url, redacted(url)))
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "***")
+    return text
 
 
 def client(url: str, *, retries: int = 10) -> redis.Redis:
@@ -91,23 +198,23 @@ def connect(url: str) -> redis.Redis:
     try:
         probe = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     except ValueError as exc:
-        msg = f"invalid Redis URL {safe}: {exc}"
+        msg = f"invalid Redis URL {safe}: {_scrubbed(str(exc), url)}"
         raise RedisUnavailableError(msg) from None
     try:
         probe.ping()
     except AuthenticationError:
-        if urllib.parse.urlsplit(url).password is None:
+        if not has_secret(url):
             msg = f"Redis at {safe} needs a password (none in the URL)"
         else:
             msg = f"Redis at {safe} refused the credentials (wrong user or password)"
         raise RedisUnavailableError(msg) from None
     except ResponseError as exc:
-        text = str(exc)
+        text = _scrubbed(str(exc), url)
         hint = "it needs a password" if "NOAUTH" in text or "auth" in text.lower() else text
         msg = f"Redis at {safe} refused us: {hint}"
         raise RedisUnavailableError(msg) from None
     except ConnectionError as exc:
-        text = str(exc).replace(url, safe)
+        text = _scrubbed(str(exc), url)
         tls = " (does it need TLS? use rediss://)" if "closed by server" in text.lower() else ""
         msg = f"cannot reach Redis at {safe}: {text}{tls}"
         raise RedisUnavailableError(msg) from None

@@ -19,6 +19,12 @@ Redis spends running it, so the number of commands, not their size, is the cost 
 
 A crash between 1 and 3 redelivers the inputs; they are applied to the older state again and yield
 the same command ids, which the markers drop.
+
+An outage is waited out, never a crash: every write here runs under `retrying`, which retries a
+lost connection and a refusal alike (Redis out of memory, read-only, ...) and reports the process
+unhealthy meanwhile. A refused call writes nothing (Redis checks before a script's first write,
+and a MULTI is refused whole), so nothing is acknowledged that was not written; a retried
+commands call may write its decision records twice (they are at least once), never a command.
 """
 
 import logging
@@ -31,10 +37,12 @@ from typing import Any, Final
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from connectors.health import HEALTH, Health
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
+from connectors.redis_client import redacted, refusal
 from operators.logic import Ack, Effects
 from operators.records import ENCODER, Command, DeadLetter
 
@@ -77,23 +85,63 @@ _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
 _MAX_ARGS: Final = 1_000
 _MAX_BACKOFF_S: Final = 2.0
+# While a write keeps failing, one warning at the first failure, then one this often.
+_LOG_EVERY_S: Final = 30.0
 
 # A dirty prospect: its latest encoded state, next timer, and the inputs that state includes.
 _Dirty = tuple[bytes, int | None, list[Ack]]
 
 
-def retrying(what: str, action: Callable[[], Any], stopping: Callable[[], bool]) -> Any:
-    """Run a Redis write until it succeeds: a sink may wait for Redis, never drop data."""
+def retrying(
+    what: str,
+    action: Callable[[], Any],
+    stopping: Callable[[], bool],
+    *,
+    refused: str = "writes",
+    health: Health = HEALTH,
+) -> Any:
+    """Run a Redis call until it succeeds: a sink may wait for Redis, never drop data.
+
+    Waited out, with backoff: a lost connection, a timeout, and a refusal (Redis out of memory
+    under `noeviction`, a read-only replica, a failed save, loading: see `refusal`). Until the
+    call succeeds the process reports itself unhealthy with the reason (`/healthz`), since the
+    flow is held. Any other error (a bug, a wrong type) is raised at once. `refused` names what
+    a refusal refuses in that reason ("writes", or "reads" for the state loads).
+    """
     backoff = 0.05
-    while True:
-        try:
-            return action()
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            log.warning("%s: Redis unavailable (%s); retrying in %.2fs", what, exc, backoff)
-            time.sleep(backoff)
-            backoff = min(_MAX_BACKOFF_S, backoff * 2)
-            if stopping() and backoff >= _MAX_BACKOFF_S:
-                log.warning("%s: still retrying while stopping", what)
+    token = object()  # this call's entry in `health`
+    first_failure: float | None = None
+    logged_at = 0.0
+    try:
+        while True:
+            try:
+                result = action()
+            except (RedisError, OSError) as exc:
+                why = refusal(exc)
+                if why is None and not isinstance(exc, ConnectionError | TimeoutError | OSError):
+                    raise
+                now = time.monotonic()
+                if why is not None:
+                    reason = f"Redis refuses {refused} ({what}): {why}"
+                else:
+                    reason = f"Redis unavailable ({what}): {redacted(str(exc))}"
+                health.report(token, reason, refusal=why is not None)
+                if first_failure is None or now - logged_at >= _LOG_EVERY_S:
+                    waited = f" for {now - first_failure:.0f}s" if first_failure is not None else ""
+                    stop = "; stopping once written" if stopping() else ""
+                    log.warning("%s (retrying%s%s)", reason, waited, stop)
+                    logged_at = now
+                if first_failure is None:
+                    first_failure = now
+                time.sleep(backoff)
+                backoff = min(_MAX_BACKOFF_S, backoff * 2)
+            else:
+                if first_failure is not None:
+                    waited_s = time.monotonic() - first_failure
+                    log.info("%s: Redis answers again, after %.1fs of retries", what, waited_s)
+                return result
+    finally:
+        health.clear(token)
 
 
 def _split(
@@ -304,7 +352,8 @@ class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
                 if letter.event is not None
                 else bytes.fromhex(letter.event_hex or "")
             )
-            pipe.xadd(self._keys.dead, {"event": raw, "reason": letter.reason, "entry": entry_id})
+            fields = {"event": raw, "reason": letter.reason, "shard": shard, "entry": entry_id}
+            pipe.xadd(self._keys.dead, fields)
             pipe.xack(self._keys.events(shard), self._keys.group, entry_id)
         return pipe
 
@@ -313,7 +362,8 @@ class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
 
 
 class DeadLetterSink(DynamicSink[LiveDeadLetter]):
-    """Rejected input to `prefix:dead` (fields `event`, `reason`), acked in the same MULTI."""
+    """Rejected input to `prefix:dead` (fields `event`, `reason`, and where it came from: `shard`,
+    `entry`), acked in the same MULTI."""
 
     def __init__(
         self,

@@ -7,6 +7,15 @@ consumers (e.g. a crashed process of another naming) are claimed once idle (XAUT
 source also wakes prospects whose deferred touches are due (a sorted set per shard), since after
 a restart nothing else would load them. Position lives in Redis, so `snapshot()` returns nothing.
 
+Stream time. Timers (deferrals, arbitration windows, sequence steps) fire when the shard's
+stream has reached their due time, not the worker's clock, so a kill changes no decision: each
+wake-up carries the shard's watermark, the time up to which every entry of the shard has been
+handed on. While the shard is caught up (a read returned less than a full batch) that is the
+time the read was sent, on Redis's clock (entry ids carry Redis's clock: `TIME` gives the offset
+to the worker's); while it works through a backlog, the append time of the last entry handed.
+Wake-ups follow the entries of the same read, so after a restart a timer due during the outage
+fires after the entries that came before its due time, as in an uninterrupted run.
+
 Poison entries. Bad input never raises (the decoder and the engine isolate each event), so an
 entry that kills the process is rare: a crash of the interpreter itself, an OOM kill. Its
 delivery count alone cannot name it: every entry in flight with it was delivered as often. So
@@ -36,16 +45,17 @@ from connectors.redis_client import is_refusal
 
 log = logging.getLogger(__name__)
 
-# A source item: (shard, stream entry id, raw event bytes). A wake-up has id b"" and the
-# prospect's id as bytes instead of an event.
+# A source item: (shard, stream entry id, raw event bytes). A wake-up has the id
+# b"wake:<stream time in ms>" and the prospect's id as bytes instead of an event.
 Entry = tuple[int, bytes, bytes]
-WAKE_ID: Final = b""
+WAKE_PREFIX: Final = b"wake:"
 # What `_event_field` returns for an entry without an `event` field (compared by identity: a
 # value read from Redis is always a new object).
 NO_EVENT_FIELD: Final = b"\x00no event field"
 
 _IDLE_POLL: Final = timedelta(milliseconds=2)
 _SUSPECT_POLL: Final = timedelta(milliseconds=20)
+_CLOCK_EVERY_S: Final = 30.0  # how often the offset to Redis's clock is measured again
 _MAX_BACKOFF_S: Final = 2.0
 
 
@@ -78,6 +88,9 @@ class _NewEntries:
         self._count = count
         self._live: set[int] = set()
         self._read: dict[int, list[tuple[bytes, bytes | None]] | Exception] = {}
+        self.read_at = 0  # Redis time (ms) when the last pipeline of reads was sent
+        self._offset_ms = 0  # Redis's clock minus the worker's
+        self._offset_at = float("-inf")
         self._partitions = 0
         # The shard whose suspect entry is in flight alone: every other shard waits for it.
         self.suspect_shard: int | None = None
@@ -91,7 +104,20 @@ class _NewEntries:
         self._live.discard(shard)
         self._read.pop(shard, None)
 
+    def redis_ms(self) -> int:
+        """Redis's clock now, from the worker's and an offset measured every 30 s."""
+        now = time.monotonic()
+        if now - self._offset_at >= _CLOCK_EVERY_S:
+            seconds, micros = self._r.time()
+            self._offset_ms = (
+                int(seconds) * 1000 + int(micros) // 1000 - time.time_ns() // 1_000_000
+            )
+            self._offset_at = now
+        return time.time_ns() // 1_000_000 + self._offset_ms
+
     def take(self, shard: int) -> list[tuple[bytes, bytes | None]]:
+        """What the last pipeline read for `shard` (reading for every live shard if needed);
+        it was sent at `read_at`."""
         if shard not in self._read:
             self._fill()
         got = self._read.pop(shard, [])
@@ -105,6 +131,7 @@ class _NewEntries:
         pipe = self._r.pipeline(transaction=False)
         for shard in shards:
             pipe.execute_command(*_read_command(keys, shard, self._count, b">"))
+        self.read_at = self.redis_ms()
         try:
             replies = pipe.execute(raise_on_error=False)
         except (ConnectionError, TimeoutError, OSError) as exc:
@@ -213,19 +240,24 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             self._awake = datetime.now().astimezone() + _SUSPECT_POLL
             return []
         now = time.monotonic()
-        out: list[Entry] = []
+        if self._backlog_cursor is not None:
+            out = self._read_backlog()
+            watermark = _entry_ms(self._handed)  # not caught up: as far as handed on
+        else:
+            out = []
+            if now >= self._next_claim:
+                self._next_claim = now + self._settings.claim_every_ms / 1000
+                out += self._claim_idle()
+            raw = self._new.take(self._shard)
+            if raw:
+                self._handed = raw[-1][0]
+            out += self._entries(raw)
+            caught_up = len(raw) < self._settings.batch_size
+            watermark = self._new.read_at if caught_up else _entry_ms(self._handed)
         if now >= self._next_timers:
             self._next_timers = now + self._settings.timers_every_ms / 1000
-            out += self._due_wakeups()
-        if self._backlog_cursor is not None:
-            return out + self._read_backlog()
-        if now >= self._next_claim:
-            self._next_claim = now + self._settings.claim_every_ms / 1000
-            out += self._claim_idle()
-        raw = self._new.take(self._shard)
-        if raw:
-            self._handed = raw[-1][0]
-        return out + self._entries(raw)
+            out += self._due_wakeups(watermark)
+        return out
 
     def _xreadgroup(self, cursor: bytes) -> list[tuple[bytes, bytes | None]]:
         command = _read_command(self._keys, self._shard, self._settings.batch_size, cursor)
@@ -335,10 +367,16 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
                 out.append((shard, entry_id, event))
         return out
 
-    def _due_wakeups(self) -> list[Entry]:
-        now_ms = int(time.time() * 1000)
-        due = self._r.zrangebyscore(self._keys.timers(self._shard), "-inf", now_ms, 0, 10_000)
-        return [(self._shard, WAKE_ID, prospect) for prospect in due]
+    def _due_wakeups(self, watermark: int) -> list[Entry]:
+        """Wake-ups for the shard's prospects with a timer due by its stream time."""
+        due = self._r.zrangebyscore(self._keys.timers(self._shard), "-inf", watermark, 0, 10_000)
+        wake = WAKE_PREFIX + b"%d" % watermark
+        return [(self._shard, wake, prospect) for prospect in due]
+
+
+def _entry_ms(entry_id: bytes) -> int:
+    """A stream entry id starts with Redis's time in ms when it was added (b"0": nothing)."""
+    return int(entry_id.split(b"-", 1)[0])
 
 
 def _read_command(keys: Keys, shard: int, count: int, cursor: bytes) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ error and exit non-zero; rejected events are not errors (they go to the dead-let
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -18,6 +19,7 @@ from operators.timeutil import parse_ts
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
+GIVE_UP_ENV = "TOUCHFLOW_PUBLISH_GIVE_UP_S"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("events", type=Path, metavar="EVENTS.jsonl")
     pub.add_argument("--redis", default=None, metavar="URL", help="default: REDIS_URL")
     pub.add_argument("--config", type=Path, default=None, help="for the key prefix and shards")
+    pub.add_argument(
+        "--give-up-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="while Redis refuses writes (out of memory, read-only), retry this long, then exit 1 "
+        f"(default: {GIVE_UP_ENV}, else 60)",
+    )
 
     worker = sub.add_parser("_worker")  # a process of `run --workers N`; not for people
     worker.add_argument("addresses")
@@ -79,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if argv is None and getattr(args, "redis", None) is not None:
+        _move_url_off_the_command_line(args.redis)  # returns only if there is nothing to hide
     try:
         if args.command == "replay":
             return _replay(args)
@@ -87,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "publish":
             from dataflows.live import publish
 
-            count = publish(args.events, load_policy(args.config), args.redis)
+            count = publish(
+                args.events, load_policy(args.config), args.redis, give_up_after_s=_give_up(args)
+            )
             print(f"published {count} events", file=sys.stderr)
             return 0
         if args.command == "_worker":
@@ -160,6 +174,58 @@ def _run(args: argparse.Namespace) -> int:
         config=args.config,
     )
     return run(policy, settings)
+
+
+def _give_up(args: argparse.Namespace) -> float:
+    """`--give-up-after`, else the environment's, else 60 s."""
+    source = "--give-up-after"
+    if args.give_up_after is not None:
+        seconds: float = args.give_up_after
+    else:
+        source, text = GIVE_UP_ENV, os.environ.get(GIVE_UP_ENV, "60")
+        try:
+            seconds = float(text)
+        except ValueError:
+            msg = f"{GIVE_UP_ENV} must be a number of seconds, not {text!r}"
+            raise ValueError(msg) from None
+    if not seconds >= 0:  # also refuses nan
+        msg = f"{source} must be 0 or more seconds, got {seconds}"
+        raise ValueError(msg)
+    return seconds
+
+
+def _move_url_off_the_command_line(url: str) -> None:
+    """Run this command again with the Redis URL in REDIS_URL when it holds a secret.
+
+    Anyone on the machine can read a process's command line (`ps`, /proc/PID/cmdline), only its
+    owner its environment; `run` lives for days. So the process re-executes itself, same pid
+    (whoever started it, a supervisor or a test, sees no difference), without `--redis URL` and
+    with REDIS_URL set (`--redis` would have won over it, so nothing else changes). Only when
+    `main` parses the real command line: an in-process caller's argv is not ours to rewrite.
+    Nothing happens if the URL cannot be found whole in the command line.
+    """
+    from connectors.redis_client import has_secret
+
+    if not has_secret(url) or not sys.executable or os.name != "posix":
+        return
+    args = list(sys.orig_argv)
+    kept = args[:1]
+    skip_next = False
+    for arg, after in zip(args[1:], [*args[2:], None], strict=True):
+        if skip_next:
+            skip_next = False
+        elif after == url and arg.startswith("--r") and "--redis".startswith(arg):
+            skip_next = True  # `--redis URL` (or an abbreviation argparse accepted)
+        elif arg.startswith("--r") and "--redis".startswith(arg.partition("=")[0]):
+            if arg.partition("=")[2] != url:
+                kept.append(arg)  # `--redis=URL` is dropped; anything else is kept
+        else:
+            kept.append(arg)
+    if any(url in arg for arg in kept):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, kept, {**os.environ, "REDIS_URL": url})
 
 
 def _open_out(stack: ExitStack, path: Path | None, default: IO[bytes]) -> IO[bytes]:

@@ -3,7 +3,8 @@
 `run` builds the same flow as replay with Redis connectors; with `--workers N` it starts N worker
 processes (Python threads would share the GIL) that form one Bytewax cluster and split the shards.
 SIGINT/SIGTERM make the sources end, so the flow finishes and every sink writes a final
-checkpoint before the process exits.
+checkpoint before the process exits. A Redis that refuses writes (out of memory, read-only) is an
+outage, not a crash: the sinks wait and retry, and `/healthz` says why meanwhile.
 """
 
 import gc
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,9 +27,16 @@ import redis
 from bytewax.testing import cluster_main, run_main
 
 from connectors.checkpoint import StateStore
+from connectors.health import HEALTH
 from connectors.keys import Keys, prospect_of, shard_of
 from connectors.metrics import Metrics, serve
-from connectors.redis_client import client, connect, redacted
+from connectors.redis_client import (
+    RedisUnavailableError,
+    client,
+    connect,
+    redacted,
+    refusal,
+)
 from connectors.redis_server import EmbeddedRedis
 from connectors.redis_sink import CommitSink, DeadLetterSink
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
@@ -35,7 +44,8 @@ from connectors.shard_count import claim_shards
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
 from operators.engine import Engine
 from operators.events import Event, event_type
-from operators.logic import LiveProspectLogic
+from operators.intake import EventReader
+from operators.logic import LiveProspectLogic, Wake
 from operators.policy import Policy
 
 log = logging.getLogger("touchflow")
@@ -46,6 +56,9 @@ _STOP = threading.Event()
 # 10 s epochs that stalled the worker 16-30 ms every 10 s; 1 s epochs cut each stall to a tenth.
 # (200 ms epochs, tried later, made no difference measurable in bench_live.)
 EPOCH: Final = timedelta(seconds=1)
+# `publish`: events per transaction, and how long a Redis refusing writes is waited for.
+_PUBLISH_BATCH: Final = 1000
+PUBLISH_GIVE_UP_S: Final = 60.0
 
 
 def stopping() -> bool:
@@ -91,16 +104,16 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
     settings = SourceSettings(
         max_deliveries=streams.max_deliveries, claim_idle_ms=streams.claim_idle_ms
     )
-    known = frozenset(policy.sequences)
+    reader = EventReader(policy.limits, frozenset(policy.sequences))
 
     def decode(batch: list[Entry]) -> list[LiveDecoded]:
-        decoded = decode_live_batch(batch, known)
+        decoded = decode_live_batch(batch, reader)
         counts: dict[str, int] = {}
         prospects: list[str] = []
         for key, value in decoded:
             if type(key) is str:  # not a dead letter
                 prospects.append(key)
-                if not isinstance(value[0], str):  # not a wake-up
+                if not isinstance(value[0], Wake):
                     kind = event_type(cast(Event, value[0]))
                     counts[kind] = counts.get(kind, 0) + 1
         metrics.events_decoded(counts)
@@ -189,14 +202,21 @@ def run_worker(
     if metrics_port is not None:
         probe = client(url, retries=0)
 
-        def healthy() -> bool:
-            """Running, not stopping, and Redis answers."""
+        def problem() -> str | None:
+            """Why this worker is not doing its work, or None: stopping, a write or read waiting
+            on Redis (the reason its sink reported), or Redis not answering."""
+            if stopping():
+                return "stopping"
+            why = HEALTH.problem()
+            if why is not None:
+                return why
             try:
-                return not stopping() and bool(probe.ping())
-            except redis.RedisError:
-                return False
+                probe.ping()
+            except redis.RedisError as exc:
+                return f"Redis does not answer: {redacted(str(exc))}"
+            return None
 
-        server = serve(metrics, metrics_port + proc_id, healthy)
+        server = serve(metrics, metrics_port + proc_id, problem)
     flow = live_flow(policy, url, metrics, prefetch=addresses is None)
     if proc_id == 0:
         threading.Thread(
@@ -285,35 +305,100 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def publish(path: Path, policy: Policy, url: str | None) -> int:
+def publish(
+    path: Path,
+    policy: Policy,
+    url: str | None,
+    *,
+    give_up_after_s: float = PUBLISH_GIVE_UP_S,
+    warn: Callable[[str], None] | None = None,
+) -> int:
     """Append each line of a JSON Lines file to its prospect's shard stream; returns the count.
 
     A line whose prospect cannot be read still goes out (to shard 0), where the flow rejects it
-    to the dead-letter stream: publishing never loses a line.
+    to the dead-letter stream: publishing never loses a line. Lines go out in transactions of
+    `_PUBLISH_BATCH`, all or nothing, so a batch Redis refuses (out of memory, read-only) is
+    retried whole, for up to `give_up_after_s` seconds, without writing part of it twice or out
+    of order; `warn` (default: a line on stderr) hears when that starts and ends. Giving up, or
+    any other Redis failure, is a `RedisUnavailableError` saying how many lines went out.
     """
     keys = keys_for(policy)
     target = url or os.environ.get("REDIS_URL")
     if target is None:
         msg = "publish needs --redis URL or REDIS_URL (the Redis that `touchflow run` uses)"
         raise ValueError(msg)
+    if give_up_after_s < 0:
+        msg = f"publish: the time to give up after must be 0 s or more, not {give_up_after_s}"
+        raise ValueError(msg)
     r = connect(target)
     count = 0
+    batch: list[tuple[str, bytes]] = []
     try:
         claim_shards(r, keys)
         with path.open("rb") as f:
-            pipe = r.pipeline(transaction=False)
             for raw in f:
                 line = raw.strip()
                 if not line:
                     continue
-                pipe.xadd(keys.events(_shard_for(line, keys.shards)), {"event": line})
-                count += 1
-                if count % 1000 == 0:
-                    pipe.execute()
-            pipe.execute()
+                batch.append((keys.events(_shard_for(line, keys.shards)), line))
+                if len(batch) == _PUBLISH_BATCH:
+                    _append(r, batch, give_up_after_s, warn or _warn, count)
+                    count += len(batch)
+                    batch = []
+            if batch:
+                _append(r, batch, give_up_after_s, warn or _warn, count)
+                count += len(batch)
+    except redis.RedisError as exc:
+        msg = f"Redis failed after {count} events were published, the rest not: "
+        msg += redacted(refusal(exc) or f"{type(exc).__name__}: {exc}")
+        raise RedisUnavailableError(msg) from None
     finally:
         r.close()
     return count
+
+
+def _append(
+    r: redis.Redis,
+    batch: list[tuple[str, bytes]],
+    give_up_after_s: float,
+    warn: Callable[[str], None],
+    published: int,
+) -> None:
+    """XADD a batch in one MULTI; wait out a refusal for up to `give_up_after_s` seconds."""
+    first_refusal: float | None = None
+    backoff = 0.05
+    while True:
+        pipe = r.pipeline(transaction=True)
+        for stream, line in batch:
+            pipe.xadd(stream, {"event": line})
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            why = refusal(exc)
+            if why is None:
+                raise
+            now = time.monotonic()
+            if first_refusal is None:
+                first_refusal = now
+                warn(f"Redis refuses writes ({why}); retrying for up to {give_up_after_s:g} s")
+            waited = now - first_refusal
+            if waited >= give_up_after_s:
+                msg = (
+                    f"Redis still refuses writes after {waited:.0f} s ({why}); gave up with "
+                    f"{published} events published, the rest not"
+                )
+                raise RedisUnavailableError(msg) from None
+            time.sleep(min(backoff, give_up_after_s - waited))
+            backoff = min(2.0, backoff * 2)
+        else:
+            if first_refusal is not None:
+                waited = time.monotonic() - first_refusal
+                warn(f"Redis accepts writes again after {waited:.1f} s; publishing on")
+            return
+
+
+def _warn(text: str) -> None:
+    print(f"touchflow: {text}", file=sys.stderr, flush=True)
 
 
 def _shard_for(line: bytes, shards: int) -> int:

@@ -17,11 +17,11 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from connectors.files import RawLine
-from connectors.redis_source import WAKE_ID, Entry
+from connectors.redis_source import WAKE_PREFIX, Entry
 from operators.engine import Engine
 from operators.events import Event
 from operators.intake import EventReader
-from operators.logic import LiveInput, ProspectLogic
+from operators.logic import LiveInput, ProspectLogic, Wake
 from operators.records import DeadLetter, dead_letter
 from operators.state import ProspectState
 
@@ -51,9 +51,9 @@ def decode_live_batch(batch: list[Entry], reader: EventReader) -> list[LiveDecod
     append = out.append
     read = reader.read
     for shard, entry_id, raw in batch:
-        if entry_id == WAKE_ID:
+        if entry_id[:5] == WAKE_PREFIX:
             prospect = raw.decode()
-            append((prospect, (prospect, None)))
+            append((prospect, (Wake(prospect, int(entry_id[5:])), None)))
             continue
         event = read(raw)
         if isinstance(event, str):

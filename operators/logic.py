@@ -12,8 +12,7 @@ scan, not the rules, used most of the worker (README, Benchmarks). `notify_at` i
 short wait only: a first batch held while its state loads.
 """
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, NamedTuple, Protocol
 
@@ -73,8 +72,17 @@ def _emitted(out: list[Out], dead: list[DeadLetter]) -> tuple[list[Out] | DeadLe
 
 # Where an input came from, to acknowledge it once its effects are durable: (shard, entry id).
 Ack = tuple[int, bytes]
-# A live input: an event, or a prospect id (str) for "fire your due timers", with its ack.
-LiveInput = tuple[Event | str, Ack | None]
+
+
+class Wake(NamedTuple):
+    """ "Fire your timers due by `at`": the prospect's shard has reached stream time `at` (ms)."""
+
+    prospect: str
+    at: int
+
+
+# A live input: an event with the entry to acknowledge, or a wake-up (nothing to acknowledge).
+LiveInput = tuple[Event | Wake, Ack | None]
 
 
 class StateLoader(Protocol):
@@ -117,23 +125,25 @@ LiveOutput = Effects | LiveFailure
 
 
 class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
-    """Live mode: load state on first sight, wake timers on the wall clock, emit `Effects`.
+    """Live mode: load state on first sight, fire timers in stream time, emit `Effects`.
 
     Bytewax builds one logic per key and calls it key by key, so loading state in the first
     `on_batch` would cost one Redis round trip per new prospect. The decode step prefetches the
     states of a batch's prospects in one round trip, so they are usually ready. If not, the
     first batch is held and the state requested; Bytewax calls `on_notify` for every such key in
     its next activation, and the first of those loads all requested states in one round trip.
+
+    Timers never look at a clock here: an event fires those due by its time (`Engine.apply`),
+    a wake-up those due by its shard's stream time, and after a batch those due by the latest
+    stream time it brought. So a run that was killed and restarted decides every timer at the
+    same point of the stream as an uninterrupted one (see `connectors.redis_source`).
     """
 
-    __slots__ = ("clock", "engine", "held", "loader", "prospect", "state")
+    __slots__ = ("engine", "held", "loader", "prospect", "state")
 
-    def __init__(
-        self, engine: Engine, loader: StateLoader, clock: Callable[[], int] | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, loader: StateLoader) -> None:
         self.engine = engine
         self.loader = loader
-        self.clock = clock or _wall_ms  # ms; timers fire on the wall clock live
         self.state: ProspectState | None = None
         self.held: list[LiveInput] = []
         self.prospect = ""
@@ -142,8 +152,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         state = self.state
         if state is None:
             if not self.held:
-                first = values[0][0]
-                self.prospect = first if isinstance(first, str) else first.prospect
+                self.prospect = values[0][0].prospect
                 if not self.loader.ready(self.prospect):
                     self.loader.request(self.prospect)
                     self.held = list(values)
@@ -187,19 +196,23 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         dead: list[DeadLetter] = []
         failed: list[LiveFailure] = []
         first_seen: int | None = None
+        stream_ms = 0  # the latest stream time this batch brings
         for item, ack in values:
-            if isinstance(item, str):
-                fire_due_isolated(engine, state, self.clock(), out, dead)
-            elif not apply_isolated(engine, state, item, out, dead):
+            if isinstance(item, Wake):
+                fire_due_isolated(engine, state, item.at, out, dead)
+                stream_ms = max(stream_ms, item.at)
+                continue
+            if not apply_isolated(engine, state, item, out, dead):
                 failed.append((dead.pop(), ack))
             elif ack is not None:
                 acks.append(ack)
             if ack is not None:
                 seen = _entry_ms(ack[1])
+                stream_ms = max(stream_ms, seen)
                 first_seen = seen if first_seen is None else min(first_seen, seen)
         due = engine.next_due(state)
-        if due is not None and due <= (now := self.clock()):  # due already: no wake-up needed
-            fire_due_isolated(engine, state, now, out, dead)
+        if due is not None and due <= stream_ms:  # due already: no wake-up needed
+            fire_due_isolated(engine, state, stream_ms, out, dead)
         failed += ((letter, None) for letter in dead)  # dropped timers: nothing to acknowledge
         return (self._effects(state, out, acks, first_seen), *failed)
 
@@ -212,10 +225,6 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
 _NO_EFFECTS: Final[tuple[LiveOutput, ...]] = ()
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _entry_ms(entry_id: bytes) -> int:
     """A Redis stream entry id starts with the server's time in ms when it was added."""
-    return int(entry_id.split(b"-", 1)[0]) if entry_id else _wall_ms()
+    return int(entry_id.split(b"-", 1)[0])

@@ -4,8 +4,9 @@
 states of all prospects seen for the first time load in one round trip. Driven the way Bytewax
 drives it (batches of any size, `on_notify` when `notify_at` says so, `on_eof` at the end), it
 must produce exactly what applying every event in order to the checkpointed state produces.
-Timers due on the wall clock fire at the end of the batch that finds them due (wake-up inputs
-bring the others); the equivalence runs with a clock at 0, so only event time fires timers.
+Timers fire in stream time: an event fires those due by its time, a wake-up those due by its
+shard's stream time, and a batch those due by the latest entry time it brought; the equivalence
+runs with entry times near 0, so only event time fires timers.
 """
 
 from datetime import datetime
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from operators.engine import Engine
 from operators.events import Event, decode_event
-from operators.logic import Effects, LiveInput, LiveProspectLogic
+from operators.logic import Effects, LiveInput, LiveProspectLogic, Wake
 from operators.policy import load_policy
 from operators.records import Command
 from operators.state import ProspectState, decode_state, encode_state
@@ -68,10 +69,6 @@ def due_now(logic: LiveProspectLogic) -> bool:
     return at is not None
 
 
-def never() -> int:
-    return 0
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event_streams(prospects=3, max_events=30), st.data())
 def test_held_batches_and_bulk_loads_give_the_direct_outputs(
@@ -111,7 +108,7 @@ def test_held_batches_and_bulk_loads_give_the_direct_outputs(
         for event, ack in activation:
             by_key.setdefault(event.prospect, []).append((event, ack))
         for prospect, values in by_key.items():
-            logic = logics.setdefault(prospect, LiveProspectLogic(ENGINE, loader, never))
+            logic = logics.setdefault(prospect, LiveProspectLogic(ENGINE, loader))
             collect(prospect, logic.on_batch(values)[0])
         for prospect, logic in logics.items():
             if prospect not in by_key and due_now(logic):
@@ -135,7 +132,7 @@ def test_first_batches_of_many_prospects_load_in_one_round() -> None:
             for k in range(5)
         ]
     )
-    logics = [LiveProspectLogic(ENGINE, loader, never) for _ in events]
+    logics = [LiveProspectLogic(ENGINE, loader) for _ in events]
     for logic, event in zip(logics, events, strict=True):
         effects, _ = logic.on_batch([(event, (0, b"1-0"))])
         assert list(effects) == [], "the first batch is held until the states are loaded"
@@ -148,9 +145,10 @@ def test_first_batches_of_many_prospects_load_in_one_round() -> None:
     assert not any(due_now(logic) for logic in logics)
 
 
-def test_a_timer_due_on_the_wall_clock_fires_in_the_batch_and_wake_ups_fire_later_ones() -> None:
-    """A campaign request waits for its arbitration window; live, the window closes on the wall
-    clock: at the end of a batch that finds it closed, or on a wake-up input."""
+def test_a_timer_fires_when_the_stream_reaches_it_not_before() -> None:
+    """A campaign request waits for its arbitration window; live, the window closes when the
+    shard's stream time passes it: at the end of a batch whose entries are that late, or on a
+    wake-up carrying the shard's watermark. Never on the worker's clock."""
     request = decoded(
         [
             {"id": "r1", "type": "touch_request", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}
@@ -158,17 +156,36 @@ def test_a_timer_due_on_the_wall_clock_fires_in_the_batch_and_wake_ups_fire_late
         ]
     )[0]
     window_closes = ENGINE.policy.requests.arbitration_seconds * 1000 + 1772463600000
-    now = [window_closes - 1]
-    logic = LiveProspectLogic(ENGINE, DictLoader({}), lambda: now[0])
-    logic.on_batch([(request, (0, b"1-0"))])
+    logic = LiveProspectLogic(ENGINE, DictLoader({}))
+    logic.on_batch([(request, (0, b"1772463600000-0"))])
     (fx,) = logic.on_notify()[0]
     assert fx.outputs == []
     assert fx.next_due == window_closes
-    now[0] = window_closes
-    (fx,) = logic.on_batch([("p", None)])[0]  # the source's wake-up
+    (fx,) = logic.on_batch([(Wake("p", window_closes - 1), None)])[0]  # not yet
+    assert fx.outputs == []
+    (fx,) = logic.on_batch([(Wake("p", window_closes), None)])[0]  # the source's wake-up
     assert [r.channel for _t, _s, r in fx.outputs if isinstance(r, Command)] == ["chat"]
     assert fx.next_due is None
     assert logic.notify_at() is None, "timers never go through Bytewax's notify_at"
+
+
+def test_an_entry_appended_after_a_due_time_fires_the_timer_in_its_batch() -> None:
+    request, view = decoded(
+        [
+            {"id": "r1", "type": "touch_request", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}
+            | {"channel": "chat", "campaign": "c"},
+            # an event whose own time is older (a late callback), appended after the window
+            {"id": "v", "type": "opened", "prospect": "p", "ts": "2026-03-02T14:00:00Z"}
+            | {"channel": "email"},
+        ]
+    )
+    window_closes = ENGINE.policy.requests.arbitration_seconds * 1000 + 1772463600000
+    logic = LiveProspectLogic(ENGINE, DictLoader({}, frozenset({"p"})))
+    (fx,) = logic.on_batch([(request, (0, b"1772463600000-0"))])[0]
+    assert fx.outputs == []
+    later = b"%d-0" % (window_closes + 5)
+    (fx,) = logic.on_batch([(view, (0, later))])[0]
+    assert [r.channel for _t, _s, r in fx.outputs if isinstance(r, Command)] == ["chat"]
 
 
 def test_a_prefetched_state_is_used_in_the_same_batch() -> None:
@@ -176,7 +193,7 @@ def test_a_prefetched_state_is_used_in_the_same_batch() -> None:
         [{"id": "e", "type": "form_submit", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}]
     )[0]
     loader = DictLoader({}, frozenset({"p"}))
-    logic = LiveProspectLogic(ENGINE, loader, never)
+    logic = LiveProspectLogic(ENGINE, loader)
     (fx,) = logic.on_batch([(event, (0, b"1-0"))])[0]
     assert [r.channel for _t, _s, r in fx.outputs if isinstance(r, Command)] == ["email"]
     assert not due_now(logic)
