@@ -14,7 +14,7 @@ import redis
 from redis.exceptions import NoPermissionError, RedisError
 
 from connectors.keys import Keys, prospect_of, shard_of
-from connectors.redis_client import RedisUnavailableError
+from connectors.redis_client import RedisUnavailableError, refusal
 from operators.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def claim_shards(r: redis.Redis, keys: Keys) -> None:
         )
         return
     except RedisError as exc:
+        if refusal(exc) is not None:
+            raise  # not now (read-only, loading, out of memory): the caller may wait it out
         msg = f"Redis failed while reading {keys.shard_count}: {type(exc).__name__}: {exc}"
         raise RedisUnavailableError(msg) from None
     if recorded is None:  # deleted between our SET and GET: nothing to compare with

@@ -38,7 +38,7 @@ from connectors.redis_client import (
     refusal,
 )
 from connectors.redis_server import EmbeddedRedis
-from connectors.redis_sink import CommitSink, DeadLetterSink
+from connectors.redis_sink import CommitSink, DeadLetterSink, retrying
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
 from connectors.shard_count import claim_shards
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
@@ -178,7 +178,9 @@ def run(policy: Policy, settings: LiveSettings) -> int:
     try:
         checked = connect(url)  # fail fast, in one line, on a bad URL, password or TLS
         try:
-            claim_shards(checked, keys_for(policy))
+            # A Redis that refuses for now (read-only after a failover, loading) is waited for.
+            keys = keys_for(policy)
+            retrying("shard count", lambda: claim_shards(checked, keys), stopping)
         finally:
             checked.close()
         log.info("touchflow live on %s, %d worker process(es)", redacted(url), settings.workers)

@@ -131,3 +131,45 @@ def test_out_of_memory_holds_the_flow_which_stays_up_reports_it_and_resumes_exac
     text = log.read_text()
     assert "Redis refuses writes" in text
     assert "Traceback" not in text
+
+
+def test_run_started_on_a_read_only_redis_waits_for_it(
+    embedded_redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    """A replica after a failover refuses the first write (the shard count): `run` waits for it
+    to become writable instead of exiting, then works as usual."""
+    server = embedded_redis_factory()
+    r = redis.Redis.from_url(server.url)
+    try:
+        r.execute_command("REPLICAOF", "127.0.0.1", str(_free_port()))  # nobody there: read-only
+        config = h.write_config(tmp_path)
+        log = tmp_path / "run.log"
+        cmd = [sys.executable, "-m", "dataflows.cli", "run", "--redis", server.url]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [*cmd, "--config", str(config)], stdout=out, stderr=out, start_new_session=True
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while b"refuses" not in log.read_bytes():
+                assert proc.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "no word of the refusal"
+                time.sleep(0.1)
+            time.sleep(1.0)
+            assert proc.poll() is None, "run exited on a read-only Redis"
+            assert b"touchflow live on" not in log.read_bytes()
+            r.execute_command("REPLICAOF", "NO", "ONE")
+            while b"touchflow live on" not in log.read_bytes():
+                assert proc.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "run did not go on once Redis took writes"
+                time.sleep(0.1)
+            events = h.make_events(prospects=5, per_prospect=4, seed=9)
+            h.publish(r, KEYS, events)
+            h.wait_drained(r, KEYS)
+        finally:
+            assert h.stop(proc) == 0
+        expected, _states = h.oracle(events, config, tmp_path)
+        assert sorted(h.live_commands(r, KEYS)) == sorted(expected)
+        assert b"Traceback" not in log.read_bytes()
+    finally:
+        r.close()
