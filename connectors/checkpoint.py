@@ -30,9 +30,12 @@ class StateStore:
       first `take` of the next activation loads every requested state.
 
     Both read a prospect's checkpoint before this process holds any state of its own for it, so
-    what they read is the newest state there is. A Redis that is gone or refuses (loading its
-    data, busy with a script) is waited for, like the sinks do (`retrying`): the prospect's
-    input waits with it, and no state is ever taken for fresh because it could not be read.
+    what they read is the newest state there is, with one exception: a prospect that left the
+    worker (idle, `forget`) and comes back before its last state was checkpointed. So `take`
+    asks `unwritten` (the commit sink's dirty states) first. A Redis that is gone or refuses
+    (loading its data, busy with a script) is waited for, like the sinks do (`retrying`): the
+    prospect's input waits with it, and no state is ever taken for fresh because it could not
+    be read.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class StateStore:
         *,
         chunk: int = 1_000,
         keep: int = 10_000,
+        unwritten: Callable[[str], bytes | None] = lambda _prospect: None,
     ) -> None:
         self._r: Any = client
         self._keys = keys
@@ -55,6 +59,13 @@ class StateStore:
         self._loaded: dict[str, bytes | None] = {}
         self._prefetched: dict[str, bytes | None] = {}
         self._taken: set[str] = set()
+        self._unwritten = unwritten
+
+    def forget(self, prospect: str) -> None:
+        """The prospect left the worker: its next input loads (or prefetches) its state again."""
+        if prospect in self._taken:
+            self._taken.discard(prospect)
+            self._metrics.in_memory.dec()
 
     def prefetch(self, prospects: Iterable[str]) -> None:
         taken, prefetched = self._taken, self._prefetched
@@ -81,6 +92,9 @@ class StateStore:
             data = self._loaded.pop(prospect)
         self._taken.add(prospect)
         self._metrics.in_memory.inc()
+        newer = self._unwritten(prospect)
+        if newer is not None:
+            data = newer
         if data is None:
             return None
         try:

@@ -173,6 +173,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._lock = threading.Lock()  # guards the dirty states
         self._checkpointing = threading.Lock()  # one checkpoint at a time, so newer states win
         self._dirty: dict[str, _Dirty] = {}
+        self._writing: dict[str, _Dirty] = {}  # the checkpoint being written
         self._next_checkpoint = time.monotonic() + interval_s
         self._closed = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, daemon=True, name="checkpoint")
@@ -217,21 +218,36 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         with self._checkpointing:
             self._checkpoint()
 
+    def unwritten(self, prospect: str) -> bytes | None:
+        """The prospect's newest state if no checkpoint has written it yet, else None.
+
+        A prospect that left the worker (idle) and comes back must resume from this, not from
+        an older state in Redis (see `connectors.checkpoint.StateStore`).
+        """
+        with self._lock:
+            found = self._dirty.get(prospect) or self._writing.get(prospect)
+        return found[0] if found is not None else None
+
     def _checkpoint(self) -> None:
         with self._lock:
             dirty, self._dirty = self._dirty, {}
+            self._writing = dirty
             self._next_checkpoint = time.monotonic() + self._interval
         if not dirty:
             return
         started = time.perf_counter()
         prospects = list(dirty)
-        for start in range(0, len(prospects), _CHUNK):
-            chunk = {p: dirty[p] for p in prospects[start : start + _CHUNK]}
-            try:
-                retrying("checkpoint", partial(self._write_chunk, chunk), self._stopping)
-            except Exception:
-                self._put_back({p: dirty[p] for p in prospects[start:]})
-                raise
+        try:
+            for start in range(0, len(prospects), _CHUNK):
+                chunk = {p: dirty[p] for p in prospects[start : start + _CHUNK]}
+                try:
+                    retrying("checkpoint", partial(self._write_chunk, chunk), self._stopping)
+                except Exception:
+                    self._put_back({p: dirty[p] for p in prospects[start:]})
+                    raise
+        finally:
+            with self._lock:
+                self._writing = {}
         size = sum(len(state) for state, _due, _acks in dirty.values())
         self._metrics.checkpointed(len(dirty), size, time.perf_counter() - started)
 
@@ -314,9 +330,10 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
         self._state_ttl = state_ttl_s
         self._marker_ttl = marker_ttl_s
         self._stopping = stopping
+        self._partitions: list[_CommitPartition] = []
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _CommitPartition:
-        return _CommitPartition(
+        part = _CommitPartition(
             self._make_client(),
             self._keys,
             self._interval,
@@ -325,6 +342,16 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
             self._metrics,
             self._stopping,
         )
+        self._partitions.append(part)
+        return part
+
+    def unwritten(self, prospect: str) -> bytes | None:
+        """The prospect's newest state not yet checkpointed by any of this process's workers."""
+        for part in self._partitions:
+            state = part.unwritten(prospect)
+            if state is not None:
+                return state
+        return None
 
 
 # A rejected live input: the dead letter and the stream entry to acknowledge.

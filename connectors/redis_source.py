@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # b"wake:<stream time in ms>" and the prospect's id as bytes instead of an event.
 Entry = tuple[int, bytes, bytes]
 WAKE_PREFIX: Final = b"wake:"
+# A tick: no input, only a turn of the decode step while the stream is quiet (it sweeps idle
+# prospects out of memory; see `operators.residency`). One per timer poll.
+TICK_ID: Final = b"tick"
 # What `_event_field` returns for an entry without an `event` field (compared by identity: a
 # value read from Redis is always a new object).
 NO_EVENT_FIELD: Final = b"\x00no event field"
@@ -68,6 +71,7 @@ class SourceSettings:
     claim_idle_ms: int = 30_000
     claim_every_ms: int = 10_000
     timers_every_ms: int = 250
+    ticks: bool = False  # a `TICK_ID` item per timer poll, for steps that act while quiet
 
 
 class _NewEntries:
@@ -257,6 +261,8 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         if now >= self._next_timers:
             self._next_timers = now + self._settings.timers_every_ms / 1000
             out += self._due_wakeups(watermark)
+            if self._settings.ticks:
+                out.append((self._shard, TICK_ID, b""))
         return out
 
     def _xreadgroup(self, cursor: bytes) -> list[tuple[bytes, bytes | None]]:

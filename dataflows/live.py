@@ -41,12 +41,14 @@ from connectors.redis_server import EmbeddedRedis
 from connectors.redis_sink import CommitSink, DeadLetterSink, retrying
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
 from connectors.shard_count import claim_shards
+from connectors.trim import trim_events, trim_outputs
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
 from operators.engine import Engine
 from operators.events import Event, event_type
 from operators.intake import EventReader
-from operators.logic import LiveProspectLogic, Wake
+from operators.logic import Evict, LiveProspectLogic, Wake
 from operators.policy import Policy
+from operators.residency import Residency
 
 log = logging.getLogger("touchflow")
 
@@ -96,13 +98,26 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
     def make() -> redis.Redis:
         return client(url)
 
-    store = StateStore(make(), keys, metrics, stopping)
+    commit = CommitSink(
+        make,
+        keys,
+        metrics,
+        interval_s=streams.checkpoint_interval_ms / 1000,
+        state_ttl_s=streams.state_ttl_days * 86_400,
+        marker_ttl_s=streams.command_marker_ttl_hours * 3_600,
+        stopping=stopping,
+    )
+    store = StateStore(make(), keys, metrics, stopping, unwritten=commit.unwritten)
+    residency = Residency(streams.idle_evict_seconds * 1000)
+    sweep = _Every(1.0)
 
     def logic(_resume: None) -> LiveProspectLogic:
         return LiveProspectLogic(engine, store)
 
     settings = SourceSettings(
-        max_deliveries=streams.max_deliveries, claim_idle_ms=streams.claim_idle_ms
+        max_deliveries=streams.max_deliveries,
+        claim_idle_ms=streams.claim_idle_ms,
+        ticks=streams.idle_evict_seconds > 0,  # the decode step sweeps idle prospects out
     )
     reader = EventReader(policy.limits, frozenset(policy.sequences))
 
@@ -119,6 +134,10 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
         metrics.events_decoded(counts)
         if prefetch:
             store.prefetch(prospects)
+        now = time.monotonic_ns() // 1_000_000
+        residency.saw(prospects, now)
+        if sweep.due():  # idle prospects leave the worker (see `operators.residency`)
+            decoded += [(p, (Evict(p), None)) for p in residency.idle(now)]
         return decoded
 
     return build_flow(
@@ -127,26 +146,39 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
         ),
         decode,
         logic,
-        CommitSink(
-            make,
-            keys,
-            metrics,
-            interval_s=streams.checkpoint_interval_ms / 1000,
-            state_ttl_s=streams.state_ttl_days * 86_400,
-            marker_ttl_s=streams.command_marker_ttl_hours * 3_600,
-            stopping=stopping,
-        ),
+        commit,
         DeadLetterSink(make, keys, metrics, stopping),
     )
 
 
-def watch_lag(r: redis.Redis, keys: Keys, metrics: Metrics, every_s: float = 5.0) -> None:
-    """Keep the consumer-lag gauges current until the flow stops."""
+class _Every:
+    """True at most once every `seconds` (monotonic)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._every = seconds
+        self._next = time.monotonic() + seconds
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self._every
+        return True
+
+
+def housekeeping(
+    r: redis.Redis, keys: Keys, metrics: Metrics, retention_ms: int, every_s: float = 5.0
+) -> None:
+    """Until the flow stops: keep the consumer-lag gauges current and Redis bounded (trim
+    acknowledged event entries, and outputs past their retention; `connectors.trim`)."""
     while not _STOP.wait(every_s):
         try:
             record_lag(r, keys, metrics)
-        except Exception:  # a metric must never stop, nor be stopped by, the flow
-            log.exception("reading consumer lag failed")
+            trim_events(r, keys)
+            seconds, micros = r.time()
+            trim_outputs(r, keys, retention_ms, seconds * 1000 + micros // 1000)
+        except Exception:  # housekeeping must never stop, nor be stopped by, the flow
+            log.exception("housekeeping (consumer lag, trimming) failed")
 
 
 def record_lag(r: redis.Redis, keys: Keys, metrics: Metrics) -> None:
@@ -222,7 +254,15 @@ def run_worker(
     flow = live_flow(policy, url, metrics, prefetch=addresses is None)
     if proc_id == 0:
         threading.Thread(
-            target=watch_lag, args=(client(url), keys_for(policy), metrics), daemon=True
+            target=housekeeping,
+            args=(
+                client(url),
+                keys_for(policy),
+                metrics,
+                policy.streams.retention_hours * 3_600_000,
+            ),
+            kwargs={"every_s": policy.streams.housekeeping_seconds},
+            daemon=True,
         ).start()
     try:
         if addresses is None:

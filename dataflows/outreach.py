@@ -17,7 +17,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from connectors.files import RawLine
-from connectors.redis_source import WAKE_PREFIX, Entry
+from connectors.redis_source import TICK_ID, WAKE_PREFIX, Entry
 from operators.engine import Engine
 from operators.events import Event
 from operators.intake import EventReader
@@ -51,6 +51,8 @@ def decode_live_batch(batch: list[Entry], reader: EventReader) -> list[LiveDecod
     append = out.append
     read = reader.read
     for shard, entry_id, raw in batch:
+        if entry_id == TICK_ID:
+            continue
         if entry_id[:5] == WAKE_PREFIX:
             prospect = raw.decode()
             append((prospect, (Wake(prospect, int(entry_id[5:])), None)))

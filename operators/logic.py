@@ -81,8 +81,16 @@ class Wake(NamedTuple):
     at: int
 
 
-# A live input: an event with the entry to acknowledge, or a wake-up (nothing to acknowledge).
-LiveInput = tuple[Event | Wake, Ack | None]
+class Evict(NamedTuple):
+    """ "Leave the worker": the prospect has been idle; its state is in Redis (or about to be),
+    and its next input or timer brings it back (`StateLoader.forget`)."""
+
+    prospect: str
+
+
+# A live input: an event with the entry to acknowledge, a wake-up or an eviction (nothing to
+# acknowledge).
+LiveInput = tuple[Event | Wake | Evict, Ack | None]
 
 
 class StateLoader(Protocol):
@@ -98,6 +106,8 @@ class StateLoader(Protocol):
     def request(self, prospect: str) -> None: ...
 
     def take(self, prospect: str) -> ProspectState | None: ...
+
+    def forget(self, prospect: str) -> None: ...
 
 
 class Effects(NamedTuple):
@@ -149,6 +159,14 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         self.prospect = ""
 
     def on_batch(self, values: list[LiveInput]) -> tuple[Iterable[LiveOutput], bool]:
+        if any(type(v[0]) is Evict for v in values):
+            kept = [v for v in values if type(v[0]) is not Evict]
+            if not kept and not self.held:  # idle, nothing loading: leave the worker
+                self.loader.forget(values[0][0].prospect)
+                return _NO_EFFECTS, self.DISCARD
+            if not kept:
+                return _NO_EFFECTS, self.RETAIN
+            values = kept  # more came with the eviction: stay
         state = self.state
         if state is None:
             if not self.held:
@@ -201,6 +219,8 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
             if isinstance(item, Wake):
                 fire_due_isolated(engine, state, item.at, out, dead)
                 stream_ms = max(stream_ms, item.at)
+                continue
+            if isinstance(item, Evict):  # held while loading: the prospect stays
                 continue
             if not apply_isolated(engine, state, item, out, dead):
                 failed.append((dead.pop(), ack))

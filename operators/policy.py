@@ -46,6 +46,7 @@ ContextItems = Annotated[int, Meta(ge=0, le=1_000)]  # items repeated in every c
 Chars = Annotated[int, Meta(ge=16, le=65_536)]
 Timestamp = Annotated[datetime, Meta(tz=True)]
 Name = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+Priority = Annotated[int, Meta(ge=0, le=9)]  # as a `touch_request`'s priority
 
 
 class _Config(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -231,6 +232,9 @@ class Orchestration(_Config, frozen=True):
     step_max_defer_hours: HourSpan = 48
     opened_no_click_hours: HourSpan = 48  # an opened sequence email, no click: sms follow-up
     clicked_no_reply_hours: HourSpan = 48  # a clicked sequence email, no reply: a call
+    # Rule 13: the priority (0-9, as a request's) of a sequence step or response follow-up when
+    # several candidate touches of a prospect are due at the same instant.
+    sequence_priority: Priority = 5
 
 
 class Streams(_Config, frozen=True):
@@ -243,6 +247,20 @@ class Streams(_Config, frozen=True):
     command_marker_ttl_hours: PositiveHourSpan = 192
     max_deliveries: PositiveCount = 5
     claim_idle_ms: Annotated[int, Meta(ge=1, le=86_400_000)] = 30_000  # at most a day
+    # A prospect idle this long leaves the worker's memory (its state is in Redis; its next
+    # input or timer brings it back); 0 keeps every prospect. At least 5 s: its last effects
+    # must have reached the commit sink before it leaves.
+    idle_evict_seconds: Annotated[int, Meta(ge=0, le=86_400 * 365)] = 600
+    # Command, decision and dead-letter streams keep this much history (acknowledged event
+    # entries are trimmed as soon as they are acknowledged).
+    retention_hours: PositiveHourSpan = 168
+    # How often the consumer lag is read and the streams are trimmed.
+    housekeeping_seconds: Annotated[int, Meta(ge=1, le=3_600)] = 5
+
+    def __post_init__(self) -> None:
+        if 0 < self.idle_evict_seconds < 5:
+            msg = f"idle_evict_seconds must be 0 or at least 5, got {self.idle_evict_seconds}"
+            raise ValueError(msg)
 
 
 class Policy(_Config, frozen=True):

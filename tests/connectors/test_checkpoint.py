@@ -101,3 +101,32 @@ def test_a_state_taken_from_the_prefetch_is_not_loaded_again(redis_client: redis
     store.request("x")
     assert store.take("x") is None
     assert store._loaded == {}
+
+
+def test_a_prospect_back_before_its_checkpoint_resumes_from_the_unwritten_state(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """It left the worker (idle) while its newest state waited for the next checkpoint: the
+    store must take that state from the commit sink, not the older one in Redis."""
+    from connectors.redis_client import client
+    from connectors.redis_sink import CommitSink
+    from operators.logic import Effects
+
+    redis_client.set(KEYS.state("p"), encode_state(ProspectState(prospect="p", seq=1)))
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    try:
+        newer = encode_state(ProspectState(prospect="p", seq=2))
+        part.write_batch([("p", Effects([], newer, None, [], None))])
+        store = StateStore(redis_client, KEYS, Metrics(), unwritten=sink.unwritten)
+        first = store.take("p")
+        assert first is not None
+        assert first.seq == 2
+        store.forget("p")
+        part.checkpoint()
+        assert sink.unwritten("p") is None
+        again = store.take("p")
+        assert again is not None
+        assert again.seq == 2  # now from Redis
+    finally:
+        part.close()

@@ -57,6 +57,9 @@ class DictLoader:
         data = self.loaded.pop(prospect)
         return decode_state(data) if data is not None else None
 
+    def forget(self, prospect: str) -> None:
+        return None
+
 
 def decoded(docs: list[dict[str, Any]]) -> list[Event]:
     return [decode_event(msgspec.json.encode(doc)) for doc in docs]
