@@ -4,17 +4,21 @@ Decisions depend only on (state, event, policy): "now" is event time, a per-pros
 never goes backwards, and a timer decides at its due time. Command ids derive from their cause
 (prospect, causing event id, channel, reason), so a replay yields the same ids and a sender can
 drop duplicates. Every candidate touch leaves exactly one decision record per consideration.
+Candidates due at one instant are decided in one order, never in queue order (rule 13,
+`operators.order`).
 """
 
 from collections.abc import Callable
 from sys import intern
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from operators import events as ev
 from operators import preference
 from operators.emit import Emitter, Out, command_id
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.facts import FactHandlers
+from operators.order import next_index
 from operators.policy import Policy
 from operators.rules import QUIET_HOURS, Rules
 from operators.sequences import ESCALATE_PHONE, ESCALATE_SMS, Sequencer
@@ -72,6 +76,7 @@ class Engine(FactHandlers, Emitter):
         self._open_watch_ms = orch.opened_no_click_hours * HOUR_MS
         self._click_watch_ms = orch.clicked_no_reply_hours * HOUR_MS
         self._throttle_ms = orch.trigger_throttle_hours * HOUR_MS
+        self._sequence_priority = orch.sequence_priority
         self._deal_lost_ms = orch.deal_lost_cooldown_days * DAY_MS
         self._ctx_pages = lim.context_pages
         self.sequencer = Sequencer(policy, self._decide, self._record)
@@ -99,6 +104,9 @@ class Engine(FactHandlers, Emitter):
             ev.Unenroll: self._unenroll,
             ev.MeetingBooked: self._meeting_booked,
             ev.DealClosed: self._deal_closed,
+            ev.ChatStarted: self._chat_started,
+            ev.ContentDownload: self._content_download,
+            ev.Delivered: self._delivered,
         }
 
     # -- entry points -------------------------------------------------------------------------
@@ -137,49 +145,37 @@ class Engine(FactHandlers, Emitter):
             self.fire_next(state, out)
 
     def fire_next(self, state: ProspectState, out: list[Out]) -> None:
-        """Fire the soonest timer: one deferred touch, or a whole arbitration window."""
-        assert state.pending
-        if state.pending[0][5] & FLAG_ARBITRATE:
-            self._arbitrate(state, out)
-            return
-        due, ch, reason, topic, cause, flags, first = state.pending.pop(0)
-        if not state.pending:
+        """Fire the soonest timer: of the items due at the earliest instant, the best-ranked one
+        (rule 13, `operators.order`). An arbitration window's requests are such items: firing
+        them one by one decides the window by priority, then arrival."""
+        pending = state.pending
+        assert pending
+        item = pending.pop(self._next_index(pending))
+        if not pending:
             state.pending = None  # deciding may defer again into a fresh list
+        due, ch, reason, topic, cause, flags, first = item
         now = due if due > state.clock else state.clock
         state.clock = now
         if flags & FLAG_SEQUENCE:
-            item = (due, ch, reason, topic, cause, flags, first)
             self.sequencer.fire(state, item, now, out)
         elif flags & FLAG_BRANCH:
-            item = (due, ch, reason, topic, cause, flags, first)
             self.sequencer.follow_up(state, item, now, out)
+        elif flags & FLAG_ARBITRATE:  # its window closed: first considered now; keeps priority
+            plain = flags & ~FLAG_ARBITRATE
+            self._decide(state, ch, reason, topic, cause, plain, now, now, out)
         else:
             self._decide(state, ch, reason, topic, cause, flags, first, now, out)
 
     def drop_next(self, state: ProspectState) -> list[Pending]:
         """Remove, undecided, what `fire_next` would fire: for a timer whose decision raised."""
         pending = state.pending or []
-        head = pending[0]
-        if head[5] & FLAG_ARBITRATE:
-            dropped = [p for p in pending if _same_window(p, head[0])]
-            state.pending = [p for p in pending if not _same_window(p, head[0])] or None
-            return dropped
-        state.pending = pending[1:] or None
-        return [head]
+        item = pending.pop(self._next_index(pending))
+        state.pending = pending or None
+        return [item]
 
-    def _arbitrate(self, state: ProspectState, out: list[Out]) -> None:
-        """An arbitration window closed: decide its requests by priority, then arrival."""
-        pending = state.pending or []
-        closes = pending[0][0]
-        batch = [p for p in pending if _same_window(p, closes)]
-        rest = [p for p in pending if not _same_window(p, closes)]
-        state.pending = rest or None
-        now = closes if closes > state.clock else state.clock
-        state.clock = now
-        batch.sort(key=_priority, reverse=True)  # stable: arrival order within a priority
-        for _due, ch, reason, topic, cause, flags, _first in batch:
-            plain = flags & ~(FLAG_ARBITRATE | 0xF << PRIORITY_SHIFT)
-            self._decide(state, ch, reason, topic, cause, plain, now, now, out)
+    def _next_index(self, pending: list[Pending]) -> int:
+        """Which pending item fires next: the best-ranked of the soonest (`operators.order`)."""
+        return next_index(pending, self._sequence_priority)
 
     def next_due(self, state: ProspectState) -> int | None:
         """When the next deferred touch is due (ms), for live-mode wake-ups."""
@@ -194,7 +190,7 @@ class Engine(FactHandlers, Emitter):
             pages = s.pages or []
             pages.append(e.url)
             s.pages = pages[-self._ctx_pages :]
-        if self._pricing_path in e.url:
+        if self._pricing_path in url_path(e.url):  # rule 12: the path, not query or fragment
             self._trigger(s, _PRICING, self._pricing, "pricing", e.id, now, out)
 
     def _form_submit(
@@ -234,7 +230,9 @@ class Engine(FactHandlers, Emitter):
         self, s: ProspectState, e: ev.TouchRequest, ts: int, now: int, out: list[Out]
     ) -> None:
         ch = AUTO if e.channel == "auto" else CHANNEL_INDEX[e.channel]
+        # The priority stays in the flags through every deferral (rule 13).
         flags = FLAG_DEFERRABLE | (FLAG_TRANSACTIONAL if e.transactional else 0)
+        flags |= e.priority << PRIORITY_SHIFT
         reason = intern(f"request:{e.campaign}")
         topic = intern(e.topic) if e.topic is not None else None
         if e.transactional or not self._arbitration_ms:
@@ -245,7 +243,7 @@ class Engine(FactHandlers, Emitter):
             (p[0] for p in s.pending or () if p[5] & FLAG_ARBITRATE and p[0] >= now),
             now + self._arbitration_ms,
         )
-        flags |= FLAG_ARBITRATE | e.priority << PRIORITY_SHIFT
+        flags |= FLAG_ARBITRATE
         add_pending(s, (closes, ch, reason, topic, e.id, flags, closes))
 
     def _replied(self, s: ProspectState, e: ev.Replied, ts: int, now: int, out: list[Out]) -> None:
@@ -433,9 +431,10 @@ def _first(item: tuple[int, int, str | None]) -> int:
     return item[0]
 
 
-def _same_window(p: Pending, closes: int) -> bool:
-    return p[0] == closes and bool(p[5] & FLAG_ARBITRATE)
-
-
-def _priority(p: Pending) -> int:
-    return p[5] >> PRIORITY_SHIFT & 0xF
+def url_path(url: str) -> str:
+    """The path of `url` (absolute, scheme-relative or relative), without query or fragment."""
+    try:
+        return urlsplit(url).path
+    except ValueError:  # a malformed IPv6 host: read past it by hand, never stop the flow
+        rest = url.partition("#")[0].partition("?")[0].partition("//")[2]
+        return "/" + rest.partition("/")[2]

@@ -93,10 +93,58 @@ class FactHandlers:
         s.engaged_at = max(s.engaged_at, ts)
         s.responded_at = max(s.responded_at, ts)
         self._answered(s, CHANNEL_INDEX[e.channel], ts)
+        self.sequencer.responded(s)
         if e.url is not None and self._ctx_clicks:
             clicks = s.clicks or []
             clicks.append(e.url)
             s.clicks = clicks[-self._ctx_clicks :]
+
+    # -- engagement signals ---------------------------------------------------------------------
+
+    def _chat_started(
+        self, s: ProspectState, e: ev.ChatStarted, ts: int, now: int, out: list[Out]
+    ) -> None:
+        """The prospect opened a chat: their own action, and an answer on chat.
+
+        As a click is: engagement and response (step conditions, the sms follow-up of an opened
+        email is not sent), a hit for chat in the learned preference (a chat touch awaiting an
+        answer is credited) and fatigue relief. It sends nothing: rule 12 names no trigger for
+        it (rule 4 only makes a touch answering it exempt from rule 3), and it ends no
+        sequence (rule 10: a reply does; the chat's first message arrives as `replied` chat).
+        """
+        s.engaged_at = max(s.engaged_at, ts)
+        s.responded_at = max(s.responded_at, ts)
+        self._answered(s, _CHAT, ts)
+        self.sequencer.responded(s)
+
+    def _content_download(
+        self, s: ProspectState, e: ev.ContentDownload, ts: int, now: int, out: list[Out]
+    ) -> None:
+        """The prospect downloaded an asset: engagement on no channel.
+
+        `engaged_at` (step conditions `engaged`, `no_engagement`; the next sequence email keeps
+        its subject) and fatigue relief. Not a response (`no_response` steps still go) and no
+        preference evidence: no touch of ours on any channel was answered.
+        """
+        s.engaged_at = max(s.engaged_at, ts)
+        s.fatigue = fatigue.on_engagement(s.fatigue, ts, self._fatigue)
+
+    def _delivered(
+        self, s: ProspectState, e: ev.Delivered, ts: int, now: int, out: list[Out]
+    ) -> None:
+        """A provider confirmed delivery: a fact about our touch, not an answer from the prospect.
+
+        Naming a command, it confirms that command's touch as a `touch_sent` naming it does
+        (rule 5): a held reservation is counted already and stays one touch; a reservation
+        released by `touch_failed` (or one we never held) went out after all, so it counts as a
+        touch at the delivery's time on its channel. A later `touch_sent` naming the same
+        command then confirms it. Without a command it changes nothing: a message we did not
+        command is counted from its own `touch_sent` (the gateway emits one beside the
+        `delivered`), and counting the delivery too would count it twice. Never a reply, no
+        preference evidence, no fatigue relief (a delivery says nothing of the prospect).
+        """
+        if e.command:
+            self._count_touch(s, CHANNEL_INDEX[e.channel], command_key(e.command), None, ts, now)
 
     # -- reservations (rule 5) ------------------------------------------------------------------
 
@@ -104,10 +152,16 @@ class FactHandlers:
         self, s: ProspectState, e: ev.TouchSent, ts: int, now: int, out: list[Out]
     ) -> None:
         key = command_key(e.command) if e.command else 0
+        self._count_touch(s, CHANNEL_INDEX[e.channel], key, e.topic, ts, now)
+
+    def _count_touch(
+        self, s: ProspectState, ch: int, key: int, topic: str | None, ts: int, now: int
+    ) -> None:
+        """A touch reported at `ts`: counted once per command key (0: no command, always new)."""
         touches = s.touches or []
         if key and any(t[2] == key for t in touches):
             return  # confirms our own reservation: already counted
-        bisect.insort(touches, (ts, CHANNEL_INDEX[e.channel], key, e.topic), key=_touch_ts)
+        bisect.insort(touches, (ts, ch, key, topic), key=_touch_ts)
         s.touches = touches
         self._prune(s, now)
 
@@ -185,3 +239,6 @@ class FactHandlers:
 
 def _touch_ts(t: tuple[int, int, int, str | None]) -> int:
     return t[0]
+
+
+_CHAT = CHANNEL_INDEX["chat"]

@@ -24,6 +24,7 @@ from operators.events import Channel, is_time_zone
 from operators.fatigue import FatigueConfig
 from operators.policy_merge import Labels, Table, explain, merge_policy
 from operators.preference import PreferenceConfig, default_preference_config
+from operators.providers.config import GatewayConfig
 
 MAX_HOURS: Final = 87_600  # ten years: the longest window, deferral or wait
 MAX_DAYS: Final = 3_650  # ten years: the longest cooldown or pause
@@ -278,6 +279,7 @@ class Policy(_Config, frozen=True):
     preference: PreferenceConfig = field(default_factory=default_preference_config)
     fatigue: FatigueConfig = FatigueConfig()
     sequences: dict[Name, SequenceDef] = {}
+    gateway: GatewayConfig = GatewayConfig()
 
     def __post_init__(self) -> None:
         names = [w.name for w in self.caps]

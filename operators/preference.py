@@ -61,9 +61,11 @@ class PreferenceConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     which must name them all (it also serves prospects of unknown segment).
     """
 
-    prior_strength: Annotated[float, Meta(gt=0, le=1e12)] = 10.0  # pseudo-observations behind a prior
+    # pseudo-observations behind a prior
+    prior_strength: Annotated[float, Meta(gt=0, le=1e12)] = 10.0
     priors: dict[str, dict[Channel, Rate]] = field(default_factory=_default_priors)
-    response_window_hours: Annotated[int, Meta(ge=1, le=87_600)] = 72  # unanswered this long: a miss
+    # unanswered this long: a miss
+    response_window_hours: Annotated[int, Meta(ge=1, le=87_600)] = 72
 
     def __post_init__(self) -> None:
         missing = [c for c in CHANNELS if c not in self.priors.get(DEFAULT_SEGMENT, {})]
@@ -157,21 +159,26 @@ def pick(
 # -- attribution ---------------------------------------------------------------------------------
 
 # What counts as the prospect answering a touch, per channel. An email open is a signal; an SMS
-# "open" is not one (delivery receipts are not reads); a call counts only when answered.
+# "open" is not one (delivery receipts are not reads); a call counts only when answered; the
+# prospect opening a chat answers on chat. A `delivered` answers nothing (it is the provider's),
+# nor does a `content_download` (engagement on no channel).
 RESPONSE_EVENTS: Final[dict[Channel, frozenset[str]]] = {
     "email": frozenset({"opened", "clicked", "replied"}),
     "sms": frozenset({"replied", "clicked"}),
     "phone": frozenset({"call_outcome"}),
-    "chat": frozenset({"replied"}),
+    "chat": frozenset({"replied", "chat_started"}),
     "linkedin": frozenset({"replied"}),
 }
 _PHONE: Final = CHANNEL_INDEX["phone"]
+_CHAT: Final = CHANNEL_INDEX["chat"]
 
 
 def response_channel(event: ev.Event) -> int:
     """The channel `event` answers (`RESPONSE_EVENTS`), or NONE; out-of-office is no answer."""
     if isinstance(event, ev.CallOutcome):
         return _PHONE if event.outcome == "answered" else NONE
+    if isinstance(event, ev.ChatStarted):
+        return _CHAT
     if isinstance(event, ev.Replied) and event.sentiment == "out_of_office":
         return NONE
     if isinstance(event, ev.Opened | ev.Clicked | ev.Replied):

@@ -17,7 +17,7 @@ class Residency:
 
     __slots__ = ("_idle_ms", "_seen", "most")
 
-    def __init__(self, idle_ms: int, most: int = 10_000) -> None:
+    def __init__(self, idle_ms: int, most: int = 20_000) -> None:
         self._idle_ms = idle_ms
         self._seen: OrderedDict[str, int] = OrderedDict()
         self.most = most  # evictions per call, so one call never stalls the worker long

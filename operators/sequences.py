@@ -6,7 +6,8 @@ the enrollment is still active, checks the step's condition, lets the engine dec
 and schedules the next step. Policy for a step a rule stops: quiet hours defer it; a cap or the
 gap defers it up to `step_max_defer_hours`, else it is skipped; any other rule skips it. Every
 outcome leaves a decision record, and the sequence then moves on. A sequence that runs to its
-end starts `cooldown.sequence` for sequence and campaign touches.
+end starts `cooldown.sequence` for sequence and campaign touches. An out-of-office reply moves
+every pending step and response follow-up by the length of the pause (rule 14, `pause`).
 """
 
 from collections.abc import Callable
@@ -17,9 +18,11 @@ from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy, SequenceDef, Step
 from operators.state import (
     AUTO,
+    FLAG_ANSWERED,
     FLAG_BRANCH,
     FLAG_DEFERRABLE,
     FLAG_HELD,
+    FLAG_PAUSED,
     FLAG_SEQUENCE,
     Enrollment,
     Pending,
@@ -41,6 +44,7 @@ ESCALATE_PHONE: Final = "escalation:phone"  # a clicked sequence email got no re
 Record = Callable[[ProspectState, int, str, str, str, list[Any], str, int | None], None]
 
 STEP_FLAGS: Final = FLAG_SEQUENCE | FLAG_DEFERRABLE
+_FOLLOW_UP: Final = FLAG_SEQUENCE | FLAG_BRANCH  # what an out-of-office reply pauses
 ENDED: Final = "sequence.ended"
 PAUSED: Final = "paused.out_of_office"
 
@@ -87,6 +91,10 @@ class Sequencer:
         """Stop one sequence, or all of them."""
         keep = [e for e in s.sequences or () if name is not None and e[0] != name]
         s.sequences = keep or None
+        if name is None:
+            s.shifted = None
+        else:
+            _forget_shift(s, name)
         self._drop_steps(s, name, now, out)
 
     def exit_all(self, s: ProspectState, now: int, out: list[Any]) -> None:
@@ -95,25 +103,56 @@ class Sequencer:
             self.unenroll(s, None, now, out)
 
     def pause(self, s: ProspectState, now: int, out: list[Any]) -> None:
-        """Out of office: push every pending step to the end of the pause.
+        """Out of office (rule 14): every automated follow-up moves by the length of the pause.
 
-        A step already deferred gets a new decision record (deferred to the resume time), so its
-        earlier `until` is never silently broken.
+        Sequence steps and response follow-ups alike: each pending one moves, due time and
+        `first` (its deferral budget and its place in an instant's order) together, and each
+        active sequence remembers the move (`shifted`), so steps counted from the enrollment
+        (`since = "start"`) keep their spacing after the pause instead of all coming due at its
+        end. Requests and triggers are not follow-ups: they do not move. A second reply inside
+        the pause extends it to `out_of_office_pause_days` from that reply (it moves things by
+        the extension only, never twice). A deferred item gets a new decision record (deferred
+        to its new time), so its earlier `until` is never silently broken.
+        """
+        end = now + self._pause_ms
+        delta = end - max(s.paused_until, now)
+        if delta <= 0:
+            return
+        s.paused_until = end
+        if s.sequences:
+            shifted = s.shifted or {}
+            for name, *_ in s.sequences:
+                shifted[name] = shifted.get(name, 0) + delta
+            s.shifted = shifted
+        if not s.pending:
+            return
+        moved: list[Pending] = []
+        for item in s.pending:
+            due, ch, reason, topic, cause, flags, first = item
+            if flags & _FOLLOW_UP:
+                if flags & FLAG_BRANCH and self._answered(s, reason, flags, first):
+                    flags |= FLAG_ANSWERED  # answered before the pause: `first` moves below
+                if flags & FLAG_HELD:
+                    channel = _channel_name(ch)
+                    self._record(s, now, channel, reason, "deferred", out, PAUSED, due + delta)
+                flags |= FLAG_PAUSED
+                item = (due + delta, ch, reason, topic, cause, flags, first + delta)
+            moved.append(item)
+        moved.sort(key=pending_due)  # stable: items due at one instant keep their order
+        s.pending = moved
+
+    def responded(self, s: ProspectState) -> None:
+        """A click or a chat: a paused sms follow-up of an opened email is answered.
+
+        A follow-up not paused tells this from its `first` at its due time (a response after the
+        open); a paused one's `first` moved with the pause, so it is marked now.
         """
         if not s.pending:
             return
-        resume = now + self._pause_ms
-        moved: list[Pending] = []
-        for item in s.pending:
-            due, ch, reason, _topic, _cause, flags, first = item
-            if flags & FLAG_SEQUENCE and due < resume:
-                if flags & FLAG_HELD:
-                    channel = _channel_name(ch)
-                    self._record(s, now, channel, reason, "deferred", out, PAUSED, resume)
-                item = (resume, *item[1:6], first if flags & FLAG_HELD else resume)
-            moved.append(item)
-        moved.sort(key=pending_due)
-        s.pending = moved
+        for i, item in enumerate(s.pending):
+            flags = item[5]
+            if flags & FLAG_PAUSED and item[2] == ESCALATE_SMS and not flags & FLAG_ANSWERED:
+                s.pending[i] = (*item[:5], flags | FLAG_ANSWERED, item[6])
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -159,14 +198,20 @@ class Sequencer:
         """A follow-up came due: it goes only while a sequence runs (a reply ends them all) and,
         for the sms after an open, only if no click or reply came since the open."""
         _due_ms, ch, reason, topic, cause, flags, first = item
-        opened_at = first - self._open_watch_ms
-        answered = reason == ESCALATE_SMS and s.responded_at > opened_at
+        answered = self._answered(s, reason, flags, first)
         if not s.sequences or answered:
             if flags & FLAG_HELD:  # it was deferred: close it with a record
                 rule = ENDED if not s.sequences else "escalation.answered"
                 self._record(s, now, CHANNELS[ch], reason, "blocked", out, rule, None)
             return
         self._decide(s, ch, reason, topic, cause, flags, first, now, out, None)
+
+    def _answered(self, s: ProspectState, reason: str, flags: int, first: int) -> bool:
+        """Whether the open an sms follow-up watches got a click or reply: one since the open
+        (`first` less the watch, for a follow-up never paused), or marked while paused."""
+        if reason != ESCALATE_SMS:
+            return False
+        return bool(flags & FLAG_ANSWERED) or s.responded_at > first - self._open_watch_ms
 
     def _condition_holds(self, s: ProspectState, e: Enrollment, step: Step) -> bool:
         started, last_sent = e[2], e[3]
@@ -191,6 +236,7 @@ class Sequencer:
         if index + 1 >= len(self.defs[name].steps):
             s.sequences = rest or None
             s.sequence_until = max(s.sequence_until, now + self._cooldown_ms)
+            _forget_shift(s, name)
             return
         moved: Enrollment = (name, index + 1, started, now if sent else last_sent, cause)
         s.sequences = [*rest, moved]
@@ -199,7 +245,9 @@ class Sequencer:
     def _schedule(self, s: ProspectState, e: Enrollment, now: int) -> None:
         name, index, started, _last, cause = e
         step = self.defs[name].steps[index]
-        base = started if step.since == "start" else now
+        # Counted from the enrollment as moved by out-of-office pauses (rule 14), so the steps
+        # keep their spacing; conditions still count from the real `started`.
+        base = started + (s.shifted or {}).get(name, 0) if step.since == "start" else now
         due = max(now, base + step.after_hours * HOUR_MS)
         ch = AUTO if step.channel == "preferred" else CHANNEL_INDEX[step.channel]
         item: Pending = (due, ch, self._reasons[name][index], step.topic, cause, STEP_FLAGS, due)
@@ -222,6 +270,14 @@ class Sequencer:
             elif flags & FLAG_HELD:
                 self._record(s, now, _channel_name(ch), reason, "blocked", out, ENDED, None)
         s.pending = keep or None
+
+
+def _forget_shift(s: ProspectState, name: str) -> None:
+    """The sequence ended: its pause shift goes with it (a new enrollment starts unmoved)."""
+    if s.shifted and name in s.shifted:
+        del s.shifted[name]
+        if not s.shifted:
+            s.shifted = None
 
 
 def _channel_name(ch: int) -> str:

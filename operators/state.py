@@ -16,7 +16,9 @@ from msgspec import Struct
 # A touch in the history: (ts_ms, channel index, command key or 0, topic).
 Touch = tuple[int, int, int, str | None]
 # A deferred candidate touch: (due_ms, channel index or AUTO, reason, topic, cause event id,
-# flags, first-considered ms).
+# flags, first-considered ms). `first` is when it was first considered (a request's arrival or the
+# close of its arbitration window, a step's scheduled time): the start of its deferral budget and
+# the last key of the order of one instant (operators.order); a pause moves it with the item.
 Pending = tuple[int, int, str, str | None, str, int, int]
 # The last reply: (channel index, ts_ms, sentiment, text).
 Reply = tuple[int, int, str | None, str | None]
@@ -31,7 +33,10 @@ FLAG_SEQUENCE: Final = 8  # a sequence step (pending items re-enter the sequence
 FLAG_HELD: Final = 16  # a pending item that is a deferral (it already has a decision record)
 FLAG_ARBITRATE: Final = 32  # a request waiting for its arbitration window to close
 FLAG_BRANCH: Final = 64  # a response-branch follow-up watching for an answer
-PRIORITY_SHIFT: Final = 8  # a request's priority (0-9) is kept in the flags above this bit
+FLAG_PAUSED: Final = 128  # moved by an out-of-office pause: `first` moved with it (rule 14)
+PRIORITY_SHIFT: Final = 8  # a request's priority (0-9) is kept in the flags, bits 8-11
+PRIORITY_MASK: Final = 0xF << PRIORITY_SHIFT
+FLAG_ANSWERED: Final = 1 << 12  # a paused sms follow-up whose open was answered (a click)
 
 _DIGEST: Final = 8
 
@@ -77,6 +82,9 @@ class ProspectState(Struct, array_like=True, gc=False):
     answers: tuple[int, ...] | None = None  # preference evidence: (hits, misses) per channel
     open_touches: tuple[int, ...] | None = None  # touches awaiting an answer (preference.Track)
     fatigue: tuple[int, int] | None = None  # (score in thousandths, ms): operators.fatigue
+    # -- out-of-office pauses (appended: older checkpoints decode with these defaults) --
+    paused_until: int = 0  # end of the latest out-of-office pause (rule 14)
+    shifted: dict[str, int] | None = None  # per active sequence: ms pauses moved its schedule
 
 
 def id_hash(text: str) -> bytes:
@@ -106,7 +114,12 @@ def seen_before(state: ProspectState, event_id: str, capacity: int) -> bool:
 
 
 def add_pending(state: ProspectState, item: Pending) -> None:
-    """Insert a deferred touch, keeping `pending` sorted by due time (stable: arrival order)."""
+    """Insert a deferred touch, keeping `pending` sorted by due time (stable: arrival order).
+
+    Only the due time orders the list: which of several items due at one instant goes first is
+    decided when they fire, by what each is (`operators.order`); the position breaks only the
+    last tie.
+    """
     pending = state.pending or []
     bisect.insort(pending, item, key=pending_due)
     state.pending = pending

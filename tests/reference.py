@@ -1,8 +1,9 @@
 """An independent, deliberately naive reference checker for the contact rules.
 
 It re-derives, from the input events and the engine's outputs alone, whether any command broke a
-cap, the 24-hour rule, quiet hours, consent, suppression, preference or a cooldown, with none of
-the engine's code: plain loops over everything, O(n^2), easy to read.
+cap, the 24-hour rule, quiet hours, consent, suppression, preference or a cooldown, or the order
+of one instant (rule 13), with none of the engine's code: plain loops over everything, O(n^2),
+easy to read.
 
 Ordering assumption (the generator guarantees it): one prospect's events have strictly increasing
 timestamps, duplicates aside. Then a fact counts for a command iff its ts is strictly earlier,
@@ -12,6 +13,7 @@ since a timer due at an event's ts fires before that event is applied.
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -24,6 +26,7 @@ WEEK_CAP = {"email": 3, "sms": 2, "phone": 1, "linkedin": 2, "chat": 2}
 WEEK_TOTAL = 5
 STRICT_REGIONS = {"US-FL", "US-OK", "US-MD"}
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+SEQUENCE_PRIORITY = 5  # orchestration.sequence_priority: a step's or follow-up's priority
 
 
 @dataclass
@@ -50,7 +53,7 @@ def check(
     """Every rule violation found, as readable strings (empty means the output is sound)."""
     problems: list[str] = []
     facts: dict[str, Facts] = {}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for e in events:
         if (e["prospect"], e["id"]) in seen:
             continue  # a redelivery has no effect
@@ -65,9 +68,12 @@ def check(
             problems.append(f"command {c['id']} has no 'sent' decision")
     for prospect, f in facts.items():
         mine = [c for c in commands if c["prospect"] == prospect]
+        records = [d for d in decisions if d["prospect"] == prospect]
         problems += _check_prospect(f, mine)
         problems += _check_sequences(f, mine)
-        problems += _check_deferrals([d for d in decisions if d["prospect"] == prospect])
+        problems += _check_deferrals(records)
+        problems += _check_one_instant(f, mine)
+        problems += _check_priority(f, records)
     return problems
 
 
@@ -148,7 +154,9 @@ def _touches(f: Facts, commands: list[dict[str, Any]]) -> list[Touch]:
     for e in f.events:
         named = held.get(e.get("command") or "")
         live = named is not None and named.ts <= e["_ms"] and named.released_at is None
-        if e["type"] == "touch_sent" and not live:
+        # A `delivered` naming a command reports that touch as a `touch_sent` naming it does.
+        reported = e["type"] == "touch_sent" or (e["type"] == "delivered" and e.get("command"))
+        if reported and not live:
             touch = Touch(e["_ms"], e["channel"], None)
             touches.append(touch)
             if e.get("command"):
@@ -283,4 +291,130 @@ def _check_deferrals(decisions: list[dict[str, Any]]) -> list[str]:
             problems.append(
                 f"{d['prospect']} {d['reason']} deferred to {d['until']}: never decided"
             )
+    return problems
+
+
+# -- rule 13: one instant, one decision order -------------------------------------------------
+
+
+def _answers_event_at(f: Facts, t: int) -> set[str]:
+    """Reasons of the candidates an input event at `t` creates and decides at once.
+
+    An event is applied after the timers due at its time (an event at `t` never jumps ahead of
+    what was due at `t`), so these are decided after the instant's due candidates, by design.
+    """
+    reasons: set[str] = set()
+    for e in f.events:
+        if e["_ms"] != t:
+            continue
+        kind = e["type"]
+        if kind in ("form_submit", "proposal_view"):
+            reasons.add(f"trigger:{kind}")
+        elif kind == "page_view" and "/pricing" in urlsplit(e["url"]).path:
+            reasons.add("trigger:pricing_page")
+        elif kind == "touch_request" and e.get("transactional"):
+            reasons.add(f"request:{e['campaign']}")
+        elif kind == "enroll":
+            reasons.add(f"sequence:{e['sequence']}:1")
+    return reasons
+
+
+def _transactional(f: Facts) -> set[str]:
+    return {
+        f"request:{e['campaign']}"
+        for e in f.events
+        if e["type"] == "touch_request" and e.get("transactional")
+    }
+
+
+def _exempt(reason: str, transactional: set[str]) -> bool:
+    """Exempt from rule 3: answers the prospect's own action (rule 4), or transactional."""
+    return reason.startswith("trigger:") or reason in transactional
+
+
+def _check_one_instant(f: Facts, commands: list[dict[str, Any]]) -> list[str]:
+    """No two touches in one instant unless all are exempt from rule 3 (own action: a trigger;
+    or transactional), save exempt touches answering an event at that very instant.
+
+    Rule 13 decides own-action touches, then transactional ones, then the rest, and the first of
+    the rest to go takes the gap: so a touch that is not exempt shares its instant with no other
+    touch, in whichever order they were decided. Read literally, "all but one exempt" would pass
+    the issue's case (a campaign call, then the exempt text it should have yielded to), since
+    the text is exempt; what rule 13 forbids there is the call going at all. The exception is by
+    design: an event is applied after the timers due at its time, so a trigger or transactional
+    request arriving at the instant a timer touch went out still answers its event.
+    """
+    problems: list[str] = []
+    transactional = _transactional(f)
+    touches = [c for c in commands if c["channel"] != "rep"]
+    for c in touches:
+        if _exempt(c["reason"], transactional):
+            continue
+        t = parse_ts(c["ts"])
+        own = _answers_event_at(f, t)
+        others = [
+            x["reason"]
+            for x in touches
+            if x is not c
+            and x["ts"] == c["ts"]
+            and not (_exempt(x["reason"], transactional) and x["reason"] in own)
+        ]
+        if others:
+            problems.append(
+                f"{c['prospect']} {c['channel']} {c['reason']} at {c['ts']}: shares its instant "
+                f"with {others} (rule 13: own-action and transactional touches first)"
+            )
+    return problems
+
+
+def _priorities(f: Facts) -> dict[str, int | None]:
+    """Each campaign's priority; None where this prospect's requests of it disagree."""
+    found: dict[str, set[int]] = {}
+    for e in f.events:
+        if e["type"] == "touch_request" and not e.get("transactional"):
+            found.setdefault(f"request:{e['campaign']}", set()).add(e.get("priority") or 0)
+    return {reason: next(iter(p)) if len(p) == 1 else None for reason, p in found.items()}
+
+
+def _priority(reason: str, campaigns: dict[str, int | None]) -> int | None:
+    if reason.startswith(("sequence:", "escalation:")):
+        return SEQUENCE_PRIORITY
+    return campaigns.get(reason)  # None: not a deferrable candidate, or ambiguous
+
+
+def _check_priority(f: Facts, decisions: list[dict[str, Any]]) -> list[str]:
+    """No priority inversion within an instant (rule 13).
+
+    Among the deferrable candidates (requests that are not transactional, at their campaign's
+    priority; sequence steps and response follow-ups, at `SEQUENCE_PRIORITY`): once one is sent
+    at an instant, no candidate of higher priority decided later in that instant is deferred or
+    blocked by a cap or the gap. Being decided at that instant, it was due then (or earlier), so
+    it had to be decided first, whichever of its decisions this is (a deferral does not lower a
+    priority). Candidates answering an event at that instant are decided after the instant's due
+    ones by design and are left out.
+    """
+    problems: list[str] = []
+    campaigns = _priorities(f)
+    for i, low in enumerate(decisions):
+        low_priority = _priority(low["reason"], campaigns)
+        if low["verdict"] != "sent" or low_priority is None:
+            continue
+        own = _answers_event_at(f, parse_ts(low["ts"]))
+        for high in decisions[i + 1 :]:
+            if high["ts"] != low["ts"]:
+                break
+            high_priority = _priority(high["reason"], campaigns)
+            stopped = (high["rule"] or "").startswith("cap.") or high["rule"] == "gap"
+            if (
+                high["verdict"] != "sent"
+                and stopped
+                and high_priority is not None
+                and high_priority > low_priority
+                and high["reason"] not in own
+            ):
+                problems.append(
+                    f"{low['prospect']} priority inversion at {low['ts']}: {low['reason']} "
+                    f"(priority {low_priority}) sent, then {high['reason']} (priority "
+                    f"{high_priority}) {high['verdict']} by {high['rule']}"
+                )
     return problems

@@ -187,7 +187,9 @@ def test_replay_at_the_maximum_values_does_not_crash(tmp_path: Path) -> None:
     later = format_ts(LAST + MAX_HOURS * HOUR_MS)[:4]  # ten years on
     assert (rules[("p", "deferred", "cap.total.day")] or "")[:4] == later
     assert (rules[("q", "deferred", "cap.total.day")] or "")[:4] == later  # the sequence step
-    assert (rules[("q", "deferred", "paused.out_of_office")] or "")[:4] == later
+    # Rule 14: the pause moves the deferred step by its length (ten more years), not to its end.
+    twice_later = format_ts(LAST + 2 * MAX_HOURS * HOUR_MS)[:4]
+    assert (rules[("q", "deferred", "paused.out_of_office")] or "")[:4] == twice_later
     assert ("r", "blocked", "cooldown.complaint") in rules
     assert len(result.commands) == 3  # the first request of p, q and r
 

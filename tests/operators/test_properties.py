@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from operators.engine import Engine
 from operators.events import decode_event
 from operators.policy import load_policy
-from operators.state import ProspectState
+from operators.state import PRIORITY_MASK, Pending, ProspectState
 from operators.timeutil import DAY_MS, parse_ts
 from tests.reference import check
 from tests.streams import event_streams
@@ -16,17 +16,20 @@ from tests.streams import event_streams
 ENGINE = Engine(load_policy())
 
 
-def run_engine(events: list[dict[str, Any]], until: int) -> tuple[list[Any], list[Any]]:
+def run_engine(
+    events: list[dict[str, Any]], until: int, engine: Engine | None = None
+) -> tuple[list[Any], list[Any]]:
     """Drive the engine directly (no Bytewax), in the replay's canonical output order."""
+    engine = engine or ENGINE
     states: dict[str, ProspectState] = {}
     rows: list[tuple[int, str, int, Any]] = []
     for doc in events:
         event = decode_event(msgspec.json.encode(doc))
         state = states.setdefault(event.prospect, ProspectState(prospect=event.prospect))
-        rows += [(ts, event.prospect, seq, r) for ts, seq, r in ENGINE.apply(state, event)]
+        rows += [(ts, event.prospect, seq, r) for ts, seq, r in engine.apply(state, event)]
     for prospect, state in states.items():
         outs: list[Any] = []
-        ENGINE.fire_due(state, until, outs)
+        engine.fire_due(state, until, outs)
         rows += [(ts, prospect, seq, r) for ts, seq, r in outs]
     rows.sort(key=lambda row: row[:3])
     records = [msgspec.to_builtins(r[3]) for r in rows]
@@ -88,7 +91,8 @@ def _stream() -> list[dict[str, Any]]:
 
 
 def test_the_checker_catches_engines_that_break_each_rule() -> None:
-    """A test that cannot fail is a defect: a lax engine must be caught, rule by rule."""
+    """A test that cannot fail is a defect: a lax engine must be caught, rule by rule, and so
+    must engines that decide one instant in the wrong order (rule 13)."""
     from operators.policy import parse_policy
 
     events = _stream()
@@ -105,3 +109,71 @@ def test_the_checker_catches_engines_that_break_each_rule() -> None:
         assert check(events, commands, decisions) == []
     finally:
         ENGINE = strict
+    _catches_engines_that_break_the_order_of_an_instant()
+
+
+# -- rule 13: engines that decide an instant in the wrong order -------------------------------
+
+
+class QueueOrder(Engine):
+    """Decides the items due at one instant in queue order (main before rule 13)."""
+
+    def _next_index(self, pending: list[Pending]) -> int:
+        return 0
+
+
+class ForgetsPriority(Engine):
+    """Ranks an instant rightly, but a deferral drops a request's priority (as main did)."""
+
+    def _hold(self, s: ProspectState, *args: Any) -> str:
+        pending_ch, ch, rule, retry, reason, topic, cause, flags, *rest = args
+        flags &= ~PRIORITY_MASK
+        return super()._hold(s, pending_ch, ch, rule, retry, reason, topic, cause, flags, *rest)
+
+
+def _instant_stream() -> list[dict[str, Any]]:
+    """o: a call request and a proposal view at night, both held for the 08:00 opening (the
+    issue's case); r: a priority-0 and a priority-9 request held by the day's cap until the
+    same instant, the priority-0 one first (the issue's LinkedIn request and renewal)."""
+    from operators.timeutil import format_ts
+
+    night = parse_ts("2026-03-03T03:00:00Z")  # 22:00 in New York
+    day = parse_ts("2026-03-03T15:00:00Z")  # 10:00 in New York
+    docs: list[tuple[str, int, dict[str, Any]]] = [
+        ("o", night - DAY_MS, {"type": "profile", "timezone": "America/New_York"}),
+        ("o", night - DAY_MS, {"type": "consent", "channel": "sms", "granted": True}),
+        ("o", night - DAY_MS, {"type": "consent", "channel": "phone", "granted": True}),
+        ("o", night, {"type": "touch_request", "channel": "phone", "campaign": "calls"}),
+        ("o", night + 120_000, {"type": "proposal_view", "document": "quote"}),
+        ("r", day - DAY_MS, {"type": "profile", "timezone": "America/New_York"}),
+        ("r", day, {"type": "touch_sent", "channel": "email"}),
+        ("r", day + 3_600_000, {"type": "touch_request", "channel": "linkedin", "campaign": "x"}),
+        (
+            "r",
+            day + 7_200_000,
+            {"type": "touch_request", "channel": "email", "campaign": "renewal", "priority": 9},
+        ),
+    ]
+    return [
+        {"id": f"{who}{i}", "prospect": who, "ts": format_ts(at), **doc}
+        for i, (who, at, doc) in enumerate(docs)
+    ]
+
+
+def _catches_engines_that_break_the_order_of_an_instant() -> None:
+    """Each rule 13 check catches the engine that breaks it: queue order (both checks), a
+    priority dropped at a deferral (the priority check alone); the real engine passes."""
+    events = _instant_stream()
+    until = horizon(events)
+    policy = load_policy()
+    queue = check(events, *run_engine(events, until, QueueOrder(policy)))
+    assert any("o phone request:calls" in p and "shares its instant" in p for p in queue), queue
+    assert any("r priority inversion" in p for p in queue), queue
+    forgets = check(events, *run_engine(events, until, ForgetsPriority(policy)))
+    assert forgets, "the priority-0 request took the slot of the priority-9 one"
+    assert all("r priority inversion" in p for p in forgets), forgets
+    commands, decisions = run_engine(events, until)
+    assert check(events, commands, decisions) == []
+    sent = [(c["prospect"], c["reason"], c["ts"]) for c in commands]
+    assert ("o", "trigger:proposal_view", "2026-03-03T13:00:00Z") in sent  # the text, not the call
+    assert ("r", "request:renewal", "2026-03-04T15:00:00Z") in sent  # the renewal takes the slot

@@ -65,10 +65,12 @@ def test_out_of_office_pauses_and_resumes_after_the_configured_delay() -> None:
     p.ready()
     p.send("enroll", T0, sequence="basic")
     p.send("replied", T0 + D, channel="email", sentiment="out_of_office")
-    p.fire(T0 + 7 * D)
-    assert [c.reason for c in p.commands] == ["sequence:basic:1"]  # step 2 (day 3) is paused
     p.fire(T0 + 8 * D)
-    assert [(c.reason, c.ts) for c in p.commands][1] == ("sequence:basic:2", "2026-03-10T15:00:00Z")
+    assert [c.reason for c in p.commands] == ["sequence:basic:1"]  # step 2 (day 3) is paused
+    p.fire(T0 + 9 * D)
+    # Rule 14: step 2 was due a day after the reply; it moves by the pause (7 days), so it goes a
+    # day after the pause ends (before rule 14: at the pause's end, 2026-03-10).
+    assert [(c.reason, c.ts) for c in p.commands][1] == ("sequence:basic:2", "2026-03-11T15:00:00Z")
 
 
 def test_meeting_booked_exits() -> None:
