@@ -63,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {GIVE_UP_ENV}, else 60)",
     )
 
+    gw = sub.add_parser(
+        "gateway", help="provider webhooks and analytics in, verified, as contract events"
+    )
+    gw.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
+    gw.add_argument("--redis", default=None, metavar="URL", help="default: REDIS_URL")
+    gw.add_argument("--host", default="127.0.0.1")
+    gw.add_argument("--port", type=int, default=8800)
+    gw.add_argument("--public-url", default=None, metavar="URL", help="base URL providers call")
+    gw.add_argument("--spool-dir", default=None, metavar="DIR", help="[gateway] spool_dir")
+
     worker = sub.add_parser("_worker")  # a process of `run --workers N`; not for people
     worker.add_argument("addresses")
     worker.add_argument("proc_id", type=int)
@@ -103,6 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.events, load_policy(args.config), args.redis, give_up_after_s=_give_up(args)
             )
             print(f"published {count} events", file=sys.stderr)
+            return 0
+        if args.command == "gateway":
+            from dataflows.gateway import load_settings, serve
+
+            serve(
+                load_settings(
+                    args.config,
+                    redis_url=args.redis,
+                    host=args.host,
+                    port=args.port,
+                    public_url=args.public_url,
+                    spool_dir=args.spool_dir,
+                )
+            )
             return 0
         if args.command == "_worker":
             from dataflows.live import worker_main

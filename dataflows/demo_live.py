@@ -93,8 +93,18 @@ def _compressed(policy: Policy, out_dir: Path) -> Path:
         policy.requests, arbitration_seconds=min(1, policy.requests.arbitration_seconds)
     )
     path = out_dir / "flow.toml"
-    path.write_bytes(msgspec.toml.encode(msgspec.structs.replace(policy, requests=requests)))
+    whole = msgspec.to_builtins(msgspec.structs.replace(policy, requests=requests))
+    path.write_bytes(msgspec.toml.encode(_without_nulls(whole)))  # TOML has no null: left out
     return path
+
+
+def _without_nulls(value: Any) -> Any:
+    """A decoded document with every null left out (an unset key reads back as its default)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 class _Demo:

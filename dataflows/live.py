@@ -28,6 +28,7 @@ from bytewax.testing import cluster_main, run_main
 
 from connectors.checkpoint import StateStore
 from connectors.health import HEALTH
+from connectors.identity import index_profiles
 from connectors.keys import Keys, prospect_of, shard_of
 from connectors.metrics import Metrics, serve
 from connectors.redis_client import (
@@ -44,7 +45,7 @@ from connectors.shard_count import claim_shards
 from connectors.trim import trim_events, trim_outputs
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
 from operators.engine import Engine
-from operators.events import Event, event_type
+from operators.events import Event, Profile, event_type
 from operators.intake import EventReader
 from operators.logic import Evict, LiveProspectLogic, Wake
 from operators.policy import Policy
@@ -109,7 +110,7 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
     )
     store = StateStore(make(), keys, metrics, stopping, unwritten=commit.unwritten)
     residency = Residency(streams.idle_evict_seconds * 1000)
-    sweep = _Every(1.0)
+    sweep = _Every(0.25)  # up to `Residency.most` prospects leave per sweep
 
     def logic(_resume: None) -> LiveProspectLogic:
         return LiveProspectLogic(engine, store)
@@ -121,17 +122,30 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
     )
     reader = EventReader(policy.limits, frozenset(policy.sequences))
 
+    index = make()
+    dedupe_s = policy.gateway.dedupe_hours * 3_600
+
     def decode(batch: list[Entry]) -> list[LiveDecoded]:
         decoded = decode_live_batch(batch, reader)
         counts: dict[str, int] = {}
         prospects: list[str] = []
+        addresses: list[tuple[str, str | None, str | None]] = []
         for key, value in decoded:
             if type(key) is str:  # not a dead letter
                 prospects.append(key)
-                if not isinstance(value[0], Wake):
-                    kind = event_type(cast(Event, value[0]))
+                item = value[0]
+                if not isinstance(item, Wake | Evict):
+                    kind = event_type(cast(Event, item))
                     counts[kind] = counts.get(kind, 0) + 1
+                    if type(item) is Profile and (item.email or item.phone):
+                        addresses.append((key, item.email, item.phone))
         metrics.events_decoded(counts)
+        if addresses:  # the gateway finds prospects by address (and redrives what waited)
+            retrying(
+                "identity index",
+                lambda: index_profiles(index, keys, addresses, dedupe_s=dedupe_s),
+                stopping,
+            )
         if prefetch:
             store.prefetch(prospects)
         now = time.monotonic_ns() // 1_000_000
