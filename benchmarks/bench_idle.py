@@ -18,6 +18,7 @@ Usage: bench_idle.py [--json] [--seconds S] [--settle S]
 from __future__ import annotations
 
 import argparse
+import shutil
 import os
 import socket
 import subprocess
@@ -73,6 +74,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         idle.kill()
         idle.wait()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "idle_flow_cpu_pct": round(flow_pct, 2),
         "idle_redis_cpu_pct": round(redis_pct, 2),

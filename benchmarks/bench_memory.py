@@ -21,6 +21,7 @@ Usage: bench_memory.py [--json] [--prospects N] [--rate R] [--idle-evict S] [--s
 from __future__ import annotations
 
 import argparse
+import shutil
 import re
 import subprocess
 import sys
@@ -162,6 +163,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         flow.wait(timeout=60)
         r.close()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "prospects": args.prospects,
         "rss_after_100k_mb": round(rss_100k, 1),

@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data-dir", type=Path, default=Path(".touchflow"), help="embedded Redis data directory"
     )
+    run.add_argument(
+        "-a",
+        "--addresses",
+        default=None,
+        metavar="HOST:PORT;...",
+        help="Bytewax cluster: every process's address, separated by ';' (one process per host)",
+    )
+    run.add_argument(
+        "-i", "--process-id", type=int, default=0, help="this process's index in --addresses"
+    )
 
     pub = sub.add_parser("publish", help="append a JSON Lines file's events to the event streams")
     pub.add_argument("events", type=Path, metavar="EVENTS.jsonl")
@@ -107,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "publish":
-            from dataflows.live import publish
+            from dataflows.publish import publish
 
             count = publish(
                 args.events, load_policy(args.config), args.redis, give_up_after_s=_give_up(args)
@@ -129,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         if args.command == "_worker":
-            from dataflows.live import worker_main
+            from dataflows.supervisor import worker_main
 
             policy = load_policy(args.config)
             return worker_main(policy, args.addresses, args.proc_id, args.metrics_port)
@@ -184,7 +194,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataflows.live import LiveSettings, run
+    from dataflows.supervisor import LiveSettings, run
 
     policy = load_policy(args.config)
     if args.workers < 1:
@@ -196,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         data_dir=args.data_dir,
         config=args.config,
+        addresses=tuple(a for a in (args.addresses or "").replace(",", ";").split(";") if a),
+        process_id=args.process_id,
     )
     return run(policy, settings)
 

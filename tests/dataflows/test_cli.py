@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.live import cluster_exit_code
+from dataflows.supervisor import cluster_exit_code
 
 EVENTS = b"""\
 {"id":"1","type":"profile","prospect":"p1","ts":"2026-03-02T14:00:00Z","timezone":"America/New_York"}
