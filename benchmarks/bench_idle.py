@@ -18,8 +18,8 @@ Usage: bench_idle.py [--json] [--seconds S] [--settle S]
 from __future__ import annotations
 
 import argparse
-import shutil
 import os
+import shutil
 import socket
 import subprocess
 import sys

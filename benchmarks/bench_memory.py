@@ -21,8 +21,8 @@ Usage: bench_memory.py [--json] [--prospects N] [--rate R] [--idle-evict S] [--s
 from __future__ import annotations
 
 import argparse
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
