@@ -81,7 +81,12 @@ def test_two_processes_started_apart_act_as_one_even_after_a_kill(
     finally:
         for proc in procs:  # a cluster ends when every process's input has ended: stop all
             proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait(timeout=60) for proc in procs]
+        try:
+            codes = [proc.wait(timeout=60) for proc in procs]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    h.kill9(proc)
     assert codes == [0, 0]
     got = h.live_commands(r, KEYS)
     expected, states = h.oracle(events, config, tmp_path)
