@@ -13,6 +13,7 @@ a replay that dies on an OverflowError halfway is worse than a config refused at
 import tomllib
 from datetime import UTC, datetime
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -288,7 +289,17 @@ class Policy(_Config, frozen=True):
             raise ValueError(msg)
 
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+def _bundled_default() -> Path:
+    """config/default.toml, found as package data (`touchflow_config` is the repository's
+    `config/` directory, installed with the package), so a regular, non-editable install finds it;
+    the repository's own file when the package is not installed at all (running from a checkout)."""
+    try:
+        return Path(str(resources.files("touchflow_config").joinpath("default.toml")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+DEFAULT_CONFIG = _bundled_default()
 
 
 def parse_policy(text: bytes | str, source: str = "<config>") -> Policy:
