@@ -40,6 +40,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from connectors.health import HEALTH, Health
+from connectors.identity import DEFAULT_DEDUPE_S, index_profiles
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.redis_client import redacted, refusal
@@ -162,8 +163,10 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         marker_ttl_s: int,
         metrics: Metrics,
         stopping: Callable[[], bool],
+        dedupe_s: int = DEFAULT_DEDUPE_S,
     ) -> None:
         self._r: Any = client
+        self._dedupe_s = dedupe_s  # how long the gateway's per-event markers live
         self._keys = keys
         self._interval = interval_s
         self._state_ttl = state_ttl_s
@@ -174,6 +177,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._checkpointing = threading.Lock()  # one checkpoint at a time, so newer states win
         self._dirty: dict[str, _Dirty] = {}
         self._writing: dict[str, _Dirty] = {}  # the checkpoint being written
+        self._addresses: dict[str, tuple[str | None, str | None]] = {}  # see `Effects.address`
         self._next_checkpoint = time.monotonic() + interval_s
         self._closed = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, daemon=True, name="checkpoint")
@@ -192,6 +196,9 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 acks = older[2] if older is not None else []
                 acks += fx.acks
                 dirty[prospect] = (fx.state, fx.next_due, acks)
+                if fx.address is not None:
+                    email, phone = self._addresses.get(prospect, (None, None))
+                    self._addresses[prospect] = (fx.address[0] or email, fx.address[1] or phone)
 
     def _outputs_pipeline(self, items: list[tuple[str, Effects]]) -> Any:
         """One `_WRITE_OUTPUTS` call per `_CHUNK` records. EVAL rather than EVALSHA: Redis
@@ -231,11 +238,14 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
     def _checkpoint(self) -> None:
         with self._lock:
             dirty, self._dirty = self._dirty, {}
+            addresses, self._addresses = self._addresses, {}
             self._writing = dirty
             self._next_checkpoint = time.monotonic() + self._interval
         if not dirty:
             return
         started = time.perf_counter()
+        if addresses:  # before the acks of the profiles that carried them
+            self._index(addresses)
         prospects = list(dirty)
         try:
             for start in range(0, len(prospects), _CHUNK):
@@ -250,6 +260,23 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 self._writing = {}
         size = sum(len(state) for state, _due, _acks in dirty.values())
         self._metrics.checkpointed(len(dirty), size, time.perf_counter() - started)
+
+    def _index(self, addresses: dict[str, tuple[str | None, str | None]]) -> None:
+        """Index prospects by address for the gateway (`connectors.identity`), which also
+        appends what was parked for those addresses; kept for the next try if it fails."""
+        profiles = [(p, email, phone) for p, (email, phone) in addresses.items()]
+        try:
+            retrying(
+                "identity index",
+                lambda: index_profiles(self._r, self._keys, profiles, dedupe_s=self._dedupe_s),
+                self._stopping,
+            )
+        except Exception:
+            with self._lock:
+                for prospect, (email, phone) in addresses.items():
+                    newer = self._addresses.get(prospect, (None, None))
+                    self._addresses[prospect] = (newer[0] or email, newer[1] or phone)
+            raise
 
     def _put_back(self, unwritten: dict[str, _Dirty]) -> None:
         """Keep unwritten states for the next try; a newer state keeps the older one's acks."""
@@ -322,7 +349,9 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
         state_ttl_s: int = 200 * 86_400,
         marker_ttl_s: int = 8 * 86_400,
         stopping: Callable[[], bool] = lambda: False,
+        dedupe_s: int = DEFAULT_DEDUPE_S,
     ) -> None:
+        self._dedupe_s = dedupe_s
         self._make_client = make_client
         self._keys = keys
         self._metrics = metrics
@@ -341,6 +370,7 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
             self._marker_ttl,
             self._metrics,
             self._stopping,
+            self._dedupe_s,
         )
         self._partitions.append(part)
         return part

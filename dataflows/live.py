@@ -15,18 +15,17 @@ from typing import Any, cast
 import redis
 
 from connectors.checkpoint import StateStore
-from connectors.identity import index_profiles
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.redis_client import (
     client,
 )
-from connectors.redis_sink import CommitSink, DeadLetterSink, retrying
+from connectors.redis_sink import CommitSink, DeadLetterSink
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
 from connectors.trim import trim_events, trim_outputs
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
 from operators.engine import Engine
-from operators.events import Event, Profile, event_type
+from operators.events import Event, event_type
 from operators.intake import EventReader
 from operators.logic import Evict, LiveProspectLogic, Wake
 from operators.policy import Policy
@@ -76,6 +75,7 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
         state_ttl_s=streams.state_ttl_days * 86_400,
         marker_ttl_s=streams.command_marker_ttl_hours * 3_600,
         stopping=stopping,
+        dedupe_s=policy.gateway.dedupe_hours * 3_600,  # the gateway's markers, on redrive
     )
     store = StateStore(make(), keys, metrics, stopping, unwritten=commit.unwritten)
     residency = Residency(streams.idle_evict_seconds * 1000)
@@ -91,14 +91,10 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
     )
     reader = EventReader(policy.limits, frozenset(policy.sequences))
 
-    index = make()
-    dedupe_s = policy.gateway.dedupe_hours * 3_600
-
     def decode(batch: list[Entry]) -> list[LiveDecoded]:
         decoded = decode_live_batch(batch, reader)
         counts: dict[str, int] = {}
         prospects: list[str] = []
-        addresses: list[tuple[str, str | None, str | None]] = []
         for key, value in decoded:
             if type(key) is str:  # not a dead letter
                 prospects.append(key)
@@ -106,15 +102,8 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
                 if not isinstance(item, Wake | Evict):
                     kind = event_type(cast(Event, item))
                     counts[kind] = counts.get(kind, 0) + 1
-                    if type(item) is Profile and (item.email or item.phone):
-                        addresses.append((key, item.email, item.phone))
         metrics.events_decoded(counts)
-        if addresses:  # the gateway finds prospects by address (and redrives what waited)
-            retrying(
-                "identity index",
-                lambda: index_profiles(index, keys, addresses, dedupe_s=dedupe_s),
-                stopping,
-            )
+
         if prefetch:
             store.prefetch(prospects)
         now = time.monotonic_ns() // 1_000_000

@@ -19,7 +19,7 @@ from typing import Final, NamedTuple, Protocol
 from bytewax.operators import StatefulBatchLogic
 
 from operators.engine import Engine, Out
-from operators.events import Event
+from operators.events import Event, Profile
 from operators.isolation import apply_isolated, fire_due_isolated
 from operators.records import DeadLetter
 from operators.state import ProspectState, encode_state
@@ -122,6 +122,9 @@ class Effects(NamedTuple):
     next_due: int | None
     acks: list[Ack]
     first_seen_ms: int | None  # stream time of the batch's oldest input, for latency metrics
+    # (email, phone) of the batch's `profile` events, for the gateway's identity index: written
+    # with the checkpoint, before the acks, off the worker's path (`connectors.identity`).
+    address: tuple[str | None, str | None] | None = None
 
 
 # "Call `on_notify` at the next activation": any time in the past will do.
@@ -215,6 +218,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         failed: list[LiveFailure] = []
         first_seen: int | None = None
         stream_ms = 0  # the latest stream time this batch brings
+        address: tuple[str | None, str | None] | None = None
         for item, ack in values:
             if isinstance(item, Wake):
                 fire_due_isolated(engine, state, item.at, out, dead)
@@ -222,24 +226,34 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
                 continue
             if isinstance(item, Evict):  # held while loading: the prospect stays
                 continue
-            if not apply_isolated(engine, state, item, out, dead):
-                failed.append((dead.pop(), ack))
-            elif ack is not None:
-                acks.append(ack)
             if ack is not None:
                 seen = _entry_ms(ack[1])
                 stream_ms = max(stream_ms, seen)
                 first_seen = seen if first_seen is None else min(first_seen, seen)
+            if not apply_isolated(engine, state, item, out, dead):
+                failed.append((dead.pop(), ack))
+                continue
+            if ack is not None:
+                acks.append(ack)
+            if type(item) is Profile and (item.email or item.phone):
+                email, phone = address or (None, None)
+                address = (item.email or email, item.phone or phone)
         due = engine.next_due(state)
         if due is not None and due <= stream_ms:  # due already: no wake-up needed
             fire_due_isolated(engine, state, stream_ms, out, dead)
         failed += ((letter, None) for letter in dead)  # dropped timers: nothing to acknowledge
-        return (self._effects(state, out, acks, first_seen), *failed)
+        return (self._effects(state, out, acks, first_seen, address), *failed)
 
     def _effects(
-        self, state: ProspectState, out: list[Out], acks: list[Ack], first_seen: int | None
+        self,
+        state: ProspectState,
+        out: list[Out],
+        acks: list[Ack],
+        first_seen: int | None,
+        address: tuple[str | None, str | None] | None,
     ) -> Effects:
-        return Effects(out, encode_state(state), self.engine.next_due(state), acks, first_seen)
+        due = self.engine.next_due(state)
+        return Effects(out, encode_state(state), due, acks, first_seen, address)
 
 
 _NO_EFFECTS: Final[tuple[LiveOutput, ...]] = ()
