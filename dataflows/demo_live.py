@@ -1,19 +1,31 @@
 """`touchflow demo`: the live system on one screen, with nothing installed but the package.
 
-An embedded Redis; the flow as a `touchflow run` subprocess against it; a publisher thread that
+An embedded Redis; the flow as a `touchflow run` subprocess against it; the ingestion gateway as
+a `python -m dataflows.gateway` subprocess on a free 127.0.0.1 port; a publisher thread that
 plays a simulated day of prospects onto the event streams in real time (squeezed into `seconds`,
 see `demo_tape`); a simulated sender thread that reads the command streams with its own consumer
-groups and answers like a provider (`sender`); and, on a terminal, a display that updates in
-place. When the stream is drained (or a few seconds after publishing ends) the flow is stopped
-with SIGTERM, which makes it write a final checkpoint, then Redis is read for the final summary
-and stopped. Every process is cleaned up however the demo ends, Ctrl-C and SIGTERM included.
+groups and answers as the providers would, with signed SendGrid and Twilio callbacks (and
+first-party events) posted to the gateway (`sender`, `provider_callbacks`); and, on a terminal, a
+display that updates in place, reading Redis and the gateway's `/metrics`. So the whole path runs:
+provider → gateway → flow → command → sender. The secrets the sender signs with and the gateway
+checks with are made fresh for each run and reach the gateway only through its environment;
+they are never printed or written.
+
+When the stream is drained (or a few seconds after publishing ends) the sender stops, the
+gateway and then the flow get SIGTERM (the flow writes a final checkpoint), Redis is read for the
+final summary and stopped. Every process is cleaned up however the demo ends, Ctrl-C and SIGTERM
+included.
 """
 
 import contextlib
+import http.client
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +42,9 @@ from connectors.keys import Keys
 from connectors.redis_server import EmbeddedRedis
 from dataflows.demo import check_prospects, summary_console
 from dataflows.demo_tape import Publisher, Tape, build_tape
-from dataflows.demo_view import Outcome, Watcher, panel, summary
+from dataflows.demo_view import GatewayCounts, Outcome, Watcher, gateway_counts, panel, summary
 from dataflows.live import keys_for
+from dataflows.provider_callbacks import CallbackSecrets, GatewayWire, Http
 from dataflows.sender import Sender
 from operators.errors import TouchflowError
 from operators.policy import Policy, load_policy
@@ -54,8 +67,11 @@ def run_live_demo(
     config: Path | None,
     out_dir: Path,
     console: Console | None = None,
+    secrets: CallbackSecrets | None = None,
 ) -> int:
-    """Run the live demo, print its summary; files go to `out_dir`. Returns the exit status."""
+    """Run the live demo, print its summary; files go to `out_dir`. Returns the exit status.
+
+    `secrets` (for tests) replaces the fresh ones the sender and the gateway get."""
     check_prospects(prospects)
     if not 2 <= seconds <= 600:
         msg = f"demo: --seconds must be between 2 and 600, got {seconds}"
@@ -64,7 +80,7 @@ def run_live_demo(
     keys = keys_for(policy)
     console = console or summary_console()
     out_dir.mkdir(parents=True, exist_ok=True)
-    demo = _Demo(keys, _compressed(policy, out_dir), out_dir)
+    demo = _Demo(keys, _compressed(policy, out_dir), out_dir, secrets or CallbackSecrets.generate())
     interrupted = False
     outcome: Outcome | None = None
     with _interrupt_on_sigterm():
@@ -110,13 +126,20 @@ def _without_nulls(value: Any) -> Any:
 class _Demo:
     """The demo's processes and threads; `stop` ends all of them whatever state they are in."""
 
-    def __init__(self, keys: Keys, config: Path | None, out_dir: Path) -> None:
+    def __init__(self, keys: Keys, config: Path, out_dir: Path, secrets: CallbackSecrets) -> None:
         self.keys = keys
         self.config = config
         self.out_dir = out_dir
+        self.secrets = secrets
         self.log = out_dir / "flow.log"
+        self.gateway_log = out_dir / "gateway.log"
         self.server: EmbeddedRedis | None = None
         self.flow: subprocess.Popen[bytes] | None = None
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self.gateway_url = ""
+        self.spool: Path | None = None
+        self.metrics: Http | None = None
+        self.metrics_text = ""
         self.clients: list[redis.Redis] = []
         self.halt = threading.Event()
         self.tape: Tape | None = None
@@ -126,19 +149,36 @@ class _Demo:
         self.publisher: Publisher | None = None
         self.sender: Sender | None = None
         self.sender_thread: threading.Thread | None = None
-        self.answers: IO[bytes] | None = None
+        self.files: list[IO[bytes]] = []
         self.watcher: Watcher | None = None
 
     def start(self) -> None:
         self.server = EmbeddedRedis()
         self.server.start()
-        self.flow = _start_flow(self.server.url, self.config, self.log)
+        self.spool = Path(tempfile.mkdtemp(prefix="touchflow-demo-spool-"))
+        self.gateway_log.write_bytes(b"")
+        url, spool = self.server.url, self.spool
+
+        def spawn() -> tuple[subprocess.Popen[bytes], str]:
+            return _spawn_gateway(url, self.config, self.secrets, self.gateway_log, spool)
+
+        self.gateway, self.gateway_url = spawn()  # it starts while the flow does
+        self.flow = _start_flow(url, self.config, self.log)
+        self.gateway, self.gateway_url = _await_gateway(
+            spawn, self.gateway, self.gateway_url, self.gateway_log
+        )
+        self.metrics = Http(self.gateway_url, timeout=2.0)
 
     def _client(self) -> redis.Redis:
         assert self.server is not None
         client = redis.Redis.from_url(self.server.url)
         self.clients.append(client)
         return client
+
+    def _file(self, name: str) -> IO[bytes]:
+        f = (self.out_dir / name).open("wb")
+        self.files.append(f)
+        return f
 
     def run(self, prospects: int, seed: int, seconds: float, console: Console) -> None:
         self.seconds = seconds
@@ -148,10 +188,26 @@ class _Demo:
         self.tape = tape = build_tape(
             prospects, seed=seed, start=start, seconds=seconds, keys=self.keys, path=path
         )
-        self.watcher = Watcher(self._client(), self.keys, since_ms=int(start * 1000))
-        self.answers = (self.out_dir / "answers.jsonl").open("wb")
+        self.watcher = Watcher(
+            self._client(),
+            self.keys,
+            since_ms=int(start * 1000),
+            published=tape.published(),
+            stories=tape.stories,
+        )
+        wire = GatewayWire(
+            self.gateway_url,
+            self.secrets,
+            contacts=tape.contacts,
+            log_to=self._file("callbacks.jsonl"),
+        )
         self.sender = sender = Sender(
-            self._client(), self.keys, seed=seed, plain=tape.stories, log_to=self.answers
+            self._client(),
+            self.keys,
+            seed=seed,
+            plain=tape.stories,
+            wire=wire,
+            log_to=self._file("answers.jsonl"),
         )
         self.sender_thread = threading.Thread(
             target=sender.run, args=(self.halt,), name="sender", daemon=True
@@ -175,6 +231,7 @@ class _Demo:
         while True:
             self._check()
             self.watcher.refresh()
+            self._scrape()
             show()
             published = self.publisher.done.is_set()
             quiet = self.watcher.drained and self.sender.scheduled == 0
@@ -183,11 +240,24 @@ class _Demo:
                 return
             time.sleep(0.25)
 
+    def _scrape(self) -> None:
+        """The gateway's `/metrics`, kept as the last page read."""
+        if self.metrics is None:
+            return
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            status, page = self.metrics.request("GET", "/metrics")
+            if status == 200:
+                self.metrics_text = page.decode(errors="replace")
+
     def _check(self) -> None:
-        if self.flow is not None and self.flow.poll() is not None:
-            tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
-            msg = f"touchflow run exited with status {self.flow.returncode}: " + " | ".join(tail)
-            raise DemoError(msg)
+        for name, proc, log in (
+            ("touchflow run", self.flow, self.log),
+            ("the gateway", self.gateway, self.gateway_log),
+        ):
+            if proc is not None and proc.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                msg = f"{name} exited with status {proc.returncode}: " + " | ".join(tail)
+                raise DemoError(msg)
         if self.publisher is not None and self.publisher.error is not None:
             msg = f"the publisher failed: {self.publisher.error!r}"
             raise DemoError(msg)
@@ -200,9 +270,10 @@ class _Demo:
         assert self.watcher is not None
         assert self.publisher is not None
         assert self.sender is not None
-        commands, answers, _ = self.sender.stats.snapshot()
+        counts = gateway_counts(self.metrics_text) if self.metrics_text else GatewayCounts()
         return Outcome(
             url=self.server.url if self.server is not None else "",
+            gateway_url=self.gateway_url,
             seed=self.seed,
             flow_pid=self.flow.pid if self.flow is not None else 0,
             started=self.started,
@@ -212,21 +283,31 @@ class _Demo:
             published=self.publisher.published,
             stories_published=list(self.publisher.stories),
             watcher=self.watcher,
-            sender_commands=commands,
-            sender_answers=answers,
+            sender=self.sender.stats.snapshot(),
             sender_scheduled=self.sender.scheduled,
+            gateway=counts,
             flow_status=flow_status,
             interrupted=interrupted,
             out_dir=self.out_dir,
         )
 
     def stop(self, interrupted: bool) -> Outcome | None:
-        """Stop threads, the flow (SIGTERM: final checkpoint), read the results, stop Redis."""
+        """Stop threads, the gateway, the flow (SIGTERM: final checkpoint), read the results,
+        stop Redis."""
         self.halt.set()
         for thread in (self.publisher, self.sender_thread):
             if thread is not None:
                 thread.join(timeout=10)
-        status = _stop_flow(self.flow) if self.flow is not None else None
+        if self.sender is not None:
+            self.sender.close()
+        self._scrape()  # the gateway's final counts
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.metrics_text:
+            (self.out_dir / "gateway_metrics.txt").write_text(self.metrics_text)
+        if self.gateway is not None:
+            _stop_process(self.gateway)
+        status = _stop_process(self.flow) if self.flow is not None else None
         outcome = None
         try:
             if self.watcher is not None and self.tape is not None:
@@ -235,13 +316,75 @@ class _Demo:
                     outcome = self._view(flow_status=status, interrupted=interrupted)
                     outcome.collect(self.watcher.client, self.keys)
         finally:
-            if self.answers is not None:
-                self.answers.close()
+            for f in self.files:
+                f.close()
             for client in self.clients:
                 client.close()
             if self.server is not None:
                 self.server.stop()
+            if self.spool is not None:
+                shutil.rmtree(self.spool, ignore_errors=True)
         return outcome
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _spawn_gateway(
+    redis_url: str, config: Path, secrets: CallbackSecrets, log: Path, spool: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m dataflows.gateway` on a free port, in its own session (Ctrl-C reaches only the
+    demo). Its secrets go in its environment only, none of the caller's TOUCHFLOW_* with them."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "dataflows.gateway", "--redis", redis_url, "--config", str(config)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--public-url", url]
+    cmd += ["--spool-dir", str(spool)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHFLOW_")}
+    env.pop("REDIS_URL", None)
+    env.update(secrets.gateway_env())
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
+        )
+    return proc, url
+
+
+def _await_gateway(
+    spawn: Callable[[], tuple[subprocess.Popen[bytes], str]],
+    proc: subprocess.Popen[bytes],
+    url: str,
+    log: Path,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Wait until the gateway answers `/healthz`; one that exits at start (its free port taken
+    meanwhile) is started again on another port, twice at most."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    attempts = 1
+    try:
+        while True:
+            probe = Http(url, timeout=1.0)
+            try:
+                if probe.request("GET", "/healthz")[0] == 200:
+                    return proc, url
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                probe.close()
+            if proc.poll() is not None and attempts < 3:
+                attempts += 1
+                proc, url = spawn()
+            elif proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                msg = f"the gateway did not start (see {log}): " + " | ".join(tail)
+                raise DemoError(msg)
+            time.sleep(0.05)
+    except BaseException:
+        _stop_process(proc)
+        raise
 
 
 def _start_flow(url: str, config: Path | None, log: Path) -> subprocess.Popen[bytes]:
@@ -263,13 +406,14 @@ def _start_flow(url: str, config: Path | None, log: Path) -> subprocess.Popen[by
                 raise DemoError(msg)
             time.sleep(0.05)
     except BaseException:
-        _stop_flow(proc)
+        _stop_process(proc)
         raise
     return proc
 
 
-def _stop_flow(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM (the flow writes a final checkpoint and exits 0); SIGKILL if it hangs."""
+def _stop_process(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (the flow writes a final checkpoint and exits 0, the gateway finishes the
+    requests in flight); SIGKILL if it hangs."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:

@@ -9,6 +9,11 @@ call to 08:00), so they keep their scripted local times, on the most recent day 
 script lies in the past. Each story is published in one transaction, so the flow reads it in one
 batch and applies it in event time, timers included, exactly as replay does; it arrives late, as
 a back-fill would.
+
+Every prospect with a phone gets a number of its own: the sender's simulated Twilio reports an
+sms reply only by its From number, and the gateway gives it to every prospect holding that number
+(`simulate` draws from a hundred numbers per area code, so prospects would share them). The tape's
+`contacts` are what the sender reports as each prospect's address.
 """
 
 import threading
@@ -23,6 +28,7 @@ import orjson
 import redis
 
 from connectors.keys import Keys, shard_of
+from dataflows.provider_callbacks import Contact, contacts_from_lines
 from dataflows.simulate import STORIES, EventDict, generate, write_jsonl
 from operators.timeutil import format_ts, parse_ts
 
@@ -51,10 +57,16 @@ class Tape:
     malformed: int
     prospects: int  # random prospects
     stories: dict[str, list[EventDict]] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)  # from the profiles, by prospect
 
     @property
     def lines(self) -> int:
         return sum(len(d.lines) for d in self.drops)
+
+    def published(self) -> frozenset[bytes]:
+        """Every line the publisher sends, as sent: what on the streams did not come through
+        the gateway."""
+        return frozenset(line for d in self.drops for _, line in d.lines)
 
 
 def build_tape(
@@ -73,6 +85,10 @@ def build_tape(
     for event in day:  # generate made fresh dicts; a redelivery is a copy, re-timed alike
         t = parse_ts(str(event["ts"])) - base
         event["ts"] = format_ts(start_ms + t * int(seconds * 1000) // day_ms)
+    now = datetime.fromtimestamp(start, UTC)
+    stories = story_events(story_ids, seed=seed, now=now)
+    taken = {str(e["phone"]) for events in stories.values() for e in events if "phone" in e}
+    own_phones(day, taken)
     scratch = path.with_suffix(".tmp")
     write_jsonl(day, scratch, malformed_fraction=MALFORMED_FRACTION, seed=seed)
     raw = scratch.read_bytes().splitlines()
@@ -82,8 +98,6 @@ def build_tape(
     for line in raw:
         offset = _offset(line, start_ms, offset)
         drops.append(Drop(offset, ((_shard(line, keys.shards), line),)))
-    now = datetime.fromtimestamp(start, UTC)
-    stories = story_events(story_ids, seed=seed, now=now)
     for n, (pid, events) in enumerate(stories.items()):
         lines = tuple((shard_of(pid, keys.shards), orjson.dumps(e)) for e in events)
         drops.append(Drop(STORY_AT[n % len(STORY_AT)] * seconds, lines, story=pid))
@@ -91,7 +105,32 @@ def build_tape(
     with path.open("wb") as f:
         f.writelines(line + b"\n" for d in drops for _, line in d.lines)
     redelivered = len(day) - len({e["id"] for e in day})
-    return Tape(drops, len(day), redelivered, len(raw) - len(day), randoms, stories)
+    contacts = contacts_from_lines(line for d in drops for _, line in d.lines)
+    return Tape(drops, len(day), redelivered, len(raw) - len(day), randoms, stories, contacts)
+
+
+def own_phones(events: list[EventDict], taken: set[str]) -> None:
+    """Give each prospect's profile phone a number no other prospect has, in place: the same
+    area code (so the same time zone), the last four digits counted up per area code, skipping
+    `taken` (the story prospects' numbers). Redeliveries of a profile get the same number."""
+    given: dict[tuple[str, str], str] = {}
+    counters: dict[str, int] = {}
+    for event in events:
+        phone = event.get("phone")
+        if event.get("type") != "profile" or not isinstance(phone, str) or len(phone) < 9:
+            continue
+        key = (str(event["prospect"]), phone)
+        if key not in given:
+            area = phone[:-4]
+            while True:
+                n = counters.get(area, 0)
+                counters[area] = n + 1
+                number = f"{area}{n % 10_000:04d}"
+                if number not in taken or n >= 10_000:  # past 10,000 per area code: shared
+                    break
+            taken.add(number)
+            given[key] = number
+        event["phone"] = given[key]
 
 
 def story_events(pids: list[str], *, seed: int, now: datetime) -> dict[str, list[EventDict]]:

@@ -3,26 +3,39 @@
 It is the other side of CONTRACT.md section 6 for `touchflow demo` and the tests. Each channel's
 command stream is read by its own consumer group (`<prefix>-sender-<channel>`), with XREADGROUP:
 first the entries this consumer was given but never acknowledged (after a restart), then new ones.
-A command is acknowledged (XACK) once it is carried out, i.e. when its `touch_sent`, or its
-`touch_failed`, is published onto the event streams. Provider-like callbacks follow after small
-delays: `delivered`, `opened`, `clicked`, `replied`, `bounce`, `call_outcome`.
+Provider-like answers follow after small delays: `touch_sent` (or `touch_failed`), `delivered`,
+`opened`, `clicked`, `replied`, `bounce`, `call_outcome`, and `opt_out` when unsubscribes are
+turned on (`plan`).
+
+A wire carries the answers. With a gateway (`--gateway URL`, what `touchflow demo` does), each
+answer travels as the provider that carries its channel would post it, signed as it signs:
+SendGrid Event Webhook batches, Twilio status, inbound-message and call callbacks, and
+first-party `/v1/events` for what has no provider (`provider_callbacks`), so the path is provider
+→ gateway → flow. Without one, answers are appended to the event streams as contract events, as
+a sender with its own provider glue would (`RedisWire`). A command is acknowledged (XACK) once
+its first answer (`touch_sent` or `touch_failed`) is carried: appended, or taken by the gateway
+(2xx). Answers the gateway did not take go again later, in order, with backoff.
 
 What happens to a command is a pure function of the seed and the command id, and every answer's id
-derives from the command id, so a command delivered twice is answered twice with the same event
-ids, which the flow's idempotency drops. Handoffs (channel `rep`) are for people: acknowledged,
-never answered.
+(and every provider id: `sg_event_id`, `MessageSid`, `CallSid`) derives from the command id, so a
+command delivered twice is answered twice with the same event ids, which the gateway and the
+flow's idempotency drop. Handoffs (channel `rep`) are for people: acknowledged, never answered.
 """
 
 import argparse
+import copy
 import heapq
 import logging
 import random
+import signal
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Final
+from pathlib import Path
+from typing import IO, Any, Final, NamedTuple
 
 import orjson
 import redis
@@ -30,12 +43,21 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from connectors.keys import OUT_CHANNELS, Keys, shard_of
 from connectors.redis_source import ensure_group
+from dataflows.provider_callbacks import (
+    CallbackSecrets,
+    Delivery,
+    EventDict,
+    GatewayWire,
+    Outbound,
+    Wire,
+    contacts_from_lines,
+    write_secrets,
+)
 from operators.events import CHANNELS
 from operators.timeutil import format_ts
 
 log = logging.getLogger(__name__)
 
-EventDict = dict[str, object]
 # A planned answer: (seconds after the command was read, the event without its `ts`).
 Answer = tuple[float, EventDict]
 
@@ -70,10 +92,12 @@ class Behaviour:
         default_factory=lambda: {"email": 0.05, "sms": 0.06, "chat": 0.12, "linkedin": 0.08}
     )
     stop_keyword: float = 0.35  # of sms replies: a bare STOP rather than words
+    unsubscribed: float = 0.0  # of opened emails: the unsubscribe link (opt-in; drawn last)
     delay_scale: float = 1.0  # 0 answers at once (tests); delays are ~0.1-3 s at 1
 
     def __post_init__(self) -> None:
         rates = [self.failed, self.hard_bounce, self.delivered, self.opened, self.clicked]
+        rates.append(self.unsubscribed)
         rates += [self.stop_keyword, *self.bounce.values(), *self.replied.values()]
         if not all(0.0 <= p <= 1.0 for p in rates) or self.delay_scale < 0:
             msg = f"sender: probabilities must be in [0, 1] and delay_scale >= 0, got {self}"
@@ -94,7 +118,9 @@ def _weighted(rand: Callable[[], float], table: Sequence[tuple[Any, ...]]) -> tu
 
 
 def plan(command: Mapping[str, Any], *, seed: int, behaviour: Behaviour) -> list[Answer]:
-    """The answers to one command, in time order; empty for a handoff or an unknown channel."""
+    """The answers to one command, in time order; empty for a handoff or an unknown channel.
+
+    The unsubscribe is drawn after everything else, so turning it on changes no other answer."""
     cid, channel, prospect = str(command["id"]), command["channel"], command["prospect"]
     if channel not in CHANNELS:
         return []
@@ -127,8 +153,10 @@ def plan(command: Mapping[str, Any], *, seed: int, behaviour: Behaviour) -> list
         return out
     t += 0.1 + rand() * 0.5
     add(t, "delivered", channel=channel, command=cid)
+    opened = None
     if channel == "email" and rand() < b.opened:
         t += 0.3 + rand() * 1.7
+        opened = t
         add(t, "opened", channel=channel, command=cid)
         if rand() < b.clicked:
             url = f"{SITE}{_PAGES[int(rand() * len(_PAGES))]}?utm_source=email"
@@ -140,7 +168,41 @@ def plan(command: Mapping[str, Any], *, seed: int, behaviour: Behaviour) -> list
         else:
             sentiment, _, text = _weighted(rand, _SENTIMENTS)
             add(at, "replied", channel=channel, text=text, sentiment=sentiment)
+    if opened is not None and rand() < b.unsubscribed:
+        add(opened + 0.2 + rand() * 1.0, "opt_out", channel="email")
+        out.sort(key=lambda answer: answer[0])  # stable: the send stays first
     return out
+
+
+class RedisWire:
+    """Answers appended to the event streams as contract events, in one pipeline: a sender with
+    its own provider glue, and no gateway in between."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._r: Any = client
+        self._keys = keys
+
+    def send(self, answers: Sequence[Outbound], now: float) -> Delivery:
+        pipe = self._r.pipeline(transaction=False)
+        for out in answers:
+            stream = self._keys.events(shard_of(out.prospect, self._keys.shards))
+            pipe.xadd(stream, {"event": orjson.dumps(out.event)})
+        pipe.execute()
+        return Delivery(len(answers), Counter({("redis", "ok"): 1}))
+
+    def close(self) -> None:
+        """The client is the sender's caller's."""
+
+
+@dataclass
+class SenderCounts:
+    """What the sender did so far; `SenderStats.snapshot` hands out copies."""
+
+    commands: Counter[str] = field(default_factory=Counter)  # read, by channel
+    answers: Counter[str] = field(default_factory=Counter)  # carried, by event type
+    acked: int = 0
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, status)
+    retried: int = 0  # answers put back for a later round (the gateway did not take them)
 
 
 class SenderStats:
@@ -148,30 +210,50 @@ class SenderStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.commands: Counter[str] = Counter()  # read, by channel
-        self.answers: Counter[str] = Counter()  # published, by event type
-        self.acked = 0
+        self._counts = SenderCounts()
 
-    def count(self, commands: Counter[str], answers: Counter[str], acked: int) -> None:
+    def count(
+        self,
+        commands: Counter[str] | None = None,
+        answers: Counter[str] | None = None,
+        acked: int = 0,
+        requests: Counter[tuple[str, str]] | None = None,
+        retried: int = 0,
+    ) -> None:
         with self._lock:
-            self.commands.update(commands)
-            self.answers.update(answers)
-            self.acked += acked
+            c = self._counts
+            c.commands.update(commands or {})
+            c.answers.update(answers or {})
+            c.requests.update(requests or {})
+            c.acked += acked
+            c.retried += retried
 
-    def snapshot(self) -> tuple[Counter[str], Counter[str], int]:
+    def snapshot(self) -> SenderCounts:
         with self._lock:
-            return Counter(self.commands), Counter(self.answers), self.acked
+            return copy.deepcopy(self._counts)
 
 
-# A scheduled answer: (due time, sequence, event, the command entry it acknowledges).
-_Item = tuple[float, int, EventDict, tuple[str, bytes] | None]
+class _Planned(NamedTuple):
+    """A scheduled answer: its command, the event without `ts`, the command entry it acks."""
+
+    command: str
+    event: EventDict
+    ack: tuple[str, bytes] | None
+
+
+# (due time, sequence, answer): the sequence keeps answers due at one instant in plan order.
+_Item = tuple[float, int, _Planned]
+_RETRY_FIRST_S: Final = 0.25
+_RETRY_MAX_S: Final = 5.0
 
 
 class Sender:
-    """Reads commands (one consumer group per channel) and publishes answers when they are due.
+    """Reads commands (one consumer group per channel) and carries answers when they are due.
 
-    The client is the caller's (and closed by the caller). `plain` names prospects that get only a
-    `touch_sent`. `clock` gives wall-clock seconds; answers carry it as their `ts`.
+    The client is the caller's (and closed by the caller); `close` closes the wire. `wire`
+    defaults to appending contract events to Redis (`RedisWire`). `plain` names prospects that
+    get only a `touch_sent`. `clock` gives wall-clock seconds; answers carry it as their `ts`.
+    `log_to` gets each answer carried, as a contract event line.
     """
 
     def __init__(
@@ -185,6 +267,7 @@ class Sender:
         consumer: str = "sender-1",
         channels: Sequence[str] = OUT_CHANNELS,
         batch: int = 256,
+        wire: Wire | None = None,
         log_to: IO[bytes] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -200,10 +283,12 @@ class Sender:
         self._consumer = consumer
         self._channels = tuple(channels)
         self._batch = batch
+        self._wire: Wire = wire if wire is not None else RedisWire(client, keys)
         self._log = log_to
         self._clock = clock
         self._queue: list[_Item] = []
         self._seq = 0
+        self._retry_s = _RETRY_FIRST_S
         # Own pending entries first (cursor), then new ones (None: read ">").
         self._cursor: dict[str, bytes | None] = dict.fromkeys(self._channels, b"0")
         self.stats = SenderStats()
@@ -212,7 +297,7 @@ class Sender:
 
     @property
     def scheduled(self) -> int:
-        """Answers planned but not yet published."""
+        """Answers planned (or put back) but not yet carried."""
         return len(self._queue)
 
     def next_due(self) -> float | None:
@@ -234,7 +319,7 @@ class Sender:
             self._take(channel, entries, now, read, acks)
         if acks:
             self._ack(acks)
-        self.stats.count(read, Counter(), len(acks))
+        self.stats.count(commands=read, acked=len(acks))
         return read.total()
 
     def _read(self, channels: Sequence[str]) -> list[tuple[str, list[tuple[bytes, Any]]]]:
@@ -277,12 +362,14 @@ class Sender:
             prospect = command["prospect"]
             behaviour = CONFIRM_ONLY if prospect in self._plain else self._behaviour
             answers = plan(command, seed=self._seed, behaviour=behaviour)
+            cid = str(command["id"])
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.warning("sender: unreadable command entry %s: %s", ack[1], exc)
             return False
         for n, (delay, event) in enumerate(answers):
             self._seq += 1
-            heapq.heappush(self._queue, (now + delay, self._seq, event, ack if n == 0 else None))
+            planned = _Planned(cid, event, ack if n == 0 else None)
+            heapq.heappush(self._queue, (now + delay, self._seq, planned))
         return bool(answers)
 
     def _ack(self, acks: list[tuple[str, bytes]]) -> None:
@@ -292,37 +379,47 @@ class Sender:
         pipe.execute()
 
     def flush(self) -> int:
-        """Publish every answer that is due, acknowledging the commands they carry out."""
+        """Carry every answer that is due; acknowledge the commands carried out. Answers the
+        wire did not carry go back in the queue, in order, for a later round (with backoff)."""
         now = self._clock()
         queue = self._queue
         if not queue or queue[0][0] > now:
             return 0
-        ts = format_ts(int(now * 1000))
-        pipe = self._r.pipeline(transaction=False)
-        published: Counter[str] = Counter()
-        lines = []
-        acked = 0
+        due: list[_Item] = []
         while queue and queue[0][0] <= now:
-            _due, _seq, planned, ack = heapq.heappop(queue)
-            event = {"id": "", "type": "", "prospect": "", "ts": ts} | planned
-            line = orjson.dumps(event)
-            shard = shard_of(str(event["prospect"]), self._keys.shards)
-            pipe.xadd(self._keys.events(shard), {"event": line})
-            if ack is not None:
-                channel, entry_id = ack
-                group = group_name(self._keys, channel)
-                pipe.xack(self._keys.commands(channel), group, entry_id)
-                acked += 1
-            published[str(event["type"])] += 1
-            lines.append(line)
-        pipe.execute()
+            due.append(heapq.heappop(queue))
+        ts = format_ts(int(now * 1000))
+        blank: EventDict = {"id": "", "type": "", "prospect": "", "ts": ts}
+        answers = [Outbound(p.command, blank | p.event) for _, _, p in due]
+        try:
+            delivery = self._wire.send(answers, now)
+        except BaseException:
+            self._put_back(due, now)
+            raise
+        done = delivery.done
+        if done < len(due):
+            self._put_back(due[done:], now)
+        else:
+            self._retry_s = _RETRY_FIRST_S
+        acks = [p.ack for _, _, p in due[:done] if p.ack is not None]
+        if acks:
+            self._ack(acks)
         if self._log is not None:
-            self._log.writelines(line + b"\n" for line in lines)
-        self.stats.count(Counter(), published, acked)
-        return len(lines)
+            self._log.writelines(orjson.dumps(out.event) + b"\n" for out in answers[:done])
+        carried = Counter(str(out.event["type"]) for out in answers[:done])
+        self.stats.count(
+            answers=carried, acked=len(acks), requests=delivery.requests, retried=len(due) - done
+        )
+        return done
+
+    def _put_back(self, items: list[_Item], now: float) -> None:
+        """Due again after the backoff, keeping their sequence (so their order)."""
+        for _due, seq, planned in items:
+            heapq.heappush(self._queue, (now + self._retry_s, seq, planned))
+        self._retry_s = min(_RETRY_MAX_S, self._retry_s * 2)
 
     def step(self) -> int:
-        """One round: read new commands, publish what is due; returns answers published."""
+        """One round: read new commands, carry what is due; returns answers carried."""
         self.poll()
         return self.flush()
 
@@ -340,28 +437,88 @@ class Sender:
             wait = backoff if due is None else min(backoff, max(0.0, due - self._clock()))
             stop.wait(wait)
 
+    def close(self) -> None:
+        """Close the wire (the Redis client is the caller's)."""
+        self._wire.close()
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m dataflows.sender --redis URL`: answer a live flow's commands until Ctrl-C."""
+    """`python -m dataflows.sender --redis URL [--gateway URL]`: answer a live flow's commands
+    until Ctrl-C; `--new-secrets FILE` writes secrets for a gateway and this sender, and exits."""
     parser = argparse.ArgumentParser(prog="python -m dataflows.sender", description=__doc__)
-    parser.add_argument("--redis", required=True, metavar="URL")
+    parser.add_argument("--redis", metavar="URL", help="the flow's Redis (commands are read here)")
     parser.add_argument("--config", default=None, help="policy TOML, for the key prefix/shards")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gateway",
+        metavar="URL",
+        help="post provider-shaped, signed callbacks to this touchflow gateway instead of "
+        "appending events to Redis; secrets from TOUCHFLOW_GATEWAY_TOKEN, "
+        "TOUCHFLOW_TWILIO_AUTH_TOKEN and TOUCHFLOW_SENDER_SENDGRID_KEY",
+    )
+    parser.add_argument(
+        "--public-url", metavar="URL", help="the gateway's --public-url (Twilio signs that URL)"
+    )
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        metavar="EVENTS.jsonl",
+        help="events whose profiles give each prospect's email and phone (an sms reply comes "
+        "From that phone; without one it goes to /v1/events)",
+    )
+    parser.add_argument(
+        "--new-secrets",
+        type=Path,
+        metavar="FILE",
+        help="write fresh secrets for a gateway and this sender to FILE (mode 600), then exit",
+    )
     args = parser.parse_args(argv)
     from dataflows.live import keys_for
     from operators.policy import load_policy
 
+    prog = "python -m dataflows.sender"
+    if args.new_secrets is not None:
+        try:
+            write_secrets(args.new_secrets, CallbackSecrets.generate())
+        except OSError as exc:
+            print(f"{prog}: cannot write {args.new_secrets}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print(f"{prog}: wrote {args.new_secrets}; load it with: set -a; . {args.new_secrets}")
+        return 0
+    if args.redis is None:
+        parser.error("--redis is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    wire: Wire | None = None
+    if args.gateway is not None:
+        try:
+            secrets = CallbackSecrets.from_env()
+            lines = args.profiles.read_bytes().splitlines() if args.profiles else []
+            contacts = contacts_from_lines(lines)
+            wire = GatewayWire(args.gateway, secrets, contacts=contacts, public_url=args.public_url)
+        except ValueError as exc:  # its message names the step: "sender: ..."
+            print(exc, file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"sender: cannot read {args.profiles}: {exc.strerror}", file=sys.stderr)
+            return 2
     client = redis.Redis.from_url(args.redis)
-    sender = Sender(client, keys_for(load_policy(args.config)), seed=args.seed)
+    sender = Sender(client, keys_for(load_policy(args.config)), seed=args.seed, wire=wire)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())  # as Ctrl-C: counts, close
     try:
-        sender.run(threading.Event())
+        sender.run(stop)
     except KeyboardInterrupt:
         pass
     finally:
+        sender.close()
         client.close()
-        commands, answers, _ = sender.stats.snapshot()
-        log.info("sender: %d commands read, answers %s", commands.total(), dict(answers))
+        counts = sender.stats.snapshot()
+        log.info(
+            "sender: %d commands read, answers %s, requests %s",
+            counts.commands.total(),
+            dict(counts.answers),
+            {f"{endpoint} {status}": n for (endpoint, status), n in counts.requests.items()},
+        )
     return 0
 
 

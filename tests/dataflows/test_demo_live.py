@@ -1,5 +1,7 @@
-"""`touchflow demo` live: a real embedded Redis, a real `touchflow run`, the sender, cleaned up."""
+"""`touchflow demo` live: a real embedded Redis, a real `touchflow run`, a real gateway, the
+sender answering through it with signed provider callbacks, everything cleaned up."""
 
+import io
 import os
 import signal
 import subprocess
@@ -12,11 +14,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from rich.console import Console
 
 from connectors.keys import Keys
 from dataflows.cli import main
 from dataflows.demo_live import run_live_demo
 from dataflows.demo_tape import build_tape, story_events
+from dataflows.demo_view import gateway_counts
+from dataflows.provider_callbacks import CallbackSecrets
 from dataflows.simulate import STORIES
 
 PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes in /proc")
@@ -63,14 +68,23 @@ def _zombie(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.redis
 @PROC
-def test_live_demo_runs_answers_and_cleans_up(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_live_demo_runs_answers_through_the_gateway_and_cleans_up(tmp_path: Path) -> None:
     before = set(_children(os.getpid()))
-    args = ["demo", "--prospects", "60", "--seed", "3", "--seconds", "6", "--out", str(tmp_path)]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert set(_children(os.getpid())) <= before, "no Redis or flow process left behind"
+    secrets = CallbackSecrets.generate()
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, color_system=None)
+    status = run_live_demo(
+        prospects=60,
+        seed=3,
+        seconds=6,
+        config=None,
+        out_dir=tmp_path,
+        console=console,
+        secrets=secrets,
+    )
+    assert status == 0
+    printed = buffer.getvalue()
+    assert set(_children(os.getpid())) <= before, "no Redis, flow or gateway process left behind"
 
     commands = _read(tmp_path / "commands.jsonl")
     channels = {c["channel"] for c in commands}
@@ -102,6 +116,55 @@ def test_live_demo_runs_answers_and_cleans_up(
     assert "exit 0" in printed
     assert "touch_sent 0 " not in printed
     assert len(printed.splitlines()) < 120, "about a screen, not a log flood"
+    _answered_through_the_gateway(tmp_path, ids, printed)
+    # The secrets were made for this run and went to the gateway's environment only.
+    values = {*secrets.gateway_env().values(), *secrets.sender_env().values()}
+    for path in tmp_path.iterdir():
+        text = path.read_text(errors="replace")
+        assert not any(v in text for v in values), f"a secret in {path.name}"
+    assert not any(v in printed for v in values)
+
+
+def _answered_through_the_gateway(out: Path, commands: set[str], printed: str) -> None:
+    """The sender's answers reached the flow as provider callbacks through the gateway."""
+    counts = gateway_counts((out / "gateway_metrics.txt").read_text())
+    for provider in ("sendgrid", "twilio", "events"):
+        assert counts.requests[provider, "200"] > 0, f"{provider} callbacks answered 200"
+    assert {status for _, status in counts.requests} == {"200"}
+    assert counts.refused == 0
+    for kind in ("touch_sent", "delivered", "opened", "call_outcome"):
+        assert counts.appended[kind] > 0, kind
+    assert counts.ignored["processed"] > 0, "SendGrid's send reports are counted, not appended"
+
+    callbacks = _read(out / "callbacks.jsonl")
+    assert {c["status"] for c in callbacks} == {200}
+    for c in callbacks:
+        if c["provider"] == "sendgrid":
+            assert all(e["touchflow_command"] in commands for e in c["payload"])
+        elif c["path"].startswith(("/v1/hooks/twilio/status", "/v1/hooks/twilio/calls")):
+            assert "?prospect=" in c["path"]
+            assert "&command=" in c["path"]
+
+    # On the streams: the gateway's ids, derived from the providers' own.
+    arrived = _read(out / "gateway_events.jsonl")
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for event in arrived:
+        by_type.setdefault(event["type"], []).append(event)
+    assert len({e["id"] for e in arrived}) == len(arrived) > 0
+    if "answers retried" not in printed:  # a retried request counts as appended again
+        assert sum(counts.appended.values()) == len(arrived), "every appended event seen"
+    emails = [e for k in ("delivered", "opened") for e in by_type[k] if e["channel"] == "email"]
+    assert emails
+    assert all(e["id"].startswith("sendgrid:") for e in emails)
+    assert all(e["command"] in commands for e in emails)
+    assert all(e["id"].startswith("twilio:CA") for e in by_type["call_outcome"])
+    sms = [e for e in by_type["delivered"] if e["channel"] == "sms"]
+    assert all(e["id"].startswith("twilio:SM") for e in sms)
+    sent = by_type["touch_sent"]
+    assert all(e["id"] == f"{e['command']}:touch_sent" for e in sent), "first-party, the sender's"
+    assert {e["command"] for e in sent} <= commands
+    assert "(all 200)" in printed
+    assert f"on the streams: {len(arrived):,} through it" in printed
 
 
 def _ctrl_c_as_in_a_terminal() -> None:
@@ -130,6 +193,7 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
         children = _children(proc.pid)
         assert any("redis-server" in c for c in children.values()), children
         assert any("dataflows.cli run" in c for c in children.values()), children
+        assert any("dataflows.gateway" in c for c in children.values()), children
         time.sleep(1.0)  # publishing and answering
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -193,3 +257,23 @@ def test_tape_retimes_the_day_to_the_run(tmp_path: Path) -> None:
     assert max(stamps) < start + 10
     assert sorted(d.story for d in tape.drops if d.story) == sorted(STORIES)
     assert tape.lines == tape.random_events + tape.malformed + sum(map(len, tape.stories.values()))
+
+
+def test_tape_gives_each_prospect_a_phone_of_its_own(tmp_path: Path) -> None:
+    """The gateway finds a texting prospect by the From number, so no two may share one."""
+    start = datetime(2026, 11, 22, 16, 0, tzinfo=UTC).timestamp()
+    keys = Keys(prefix="t", shards=4)
+    tape = build_tape(400, seed=5, start=start, seconds=10, keys=keys, path=tmp_path / "e.jsonl")
+    phones = {pid: c.phone for pid, c in tape.contacts.items() if c.phone}
+    assert len(phones) > 100
+    assert len(set(phones.values())) == len(phones), "one number, one prospect"
+    assert all(p.startswith("+") and p[1:].isdigit() for p in phones.values())
+    checked = 0
+    for line in (tmp_path / "e.jsonl").read_bytes().splitlines():
+        if b'"profile"' in line and b'"phone"' in line and b"~bad" not in line:
+            event = orjson.loads(line)
+            assert phones[event["prospect"]] == event["phone"], "the tape's contacts, as sent"
+            checked += 1
+    assert checked >= len(phones)
+    alice = tape.contacts["demo-alice"]
+    assert (alice.email, alice.phone) == ("alice@example.org", "+12125550147")

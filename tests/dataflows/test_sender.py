@@ -1,4 +1,5 @@
-"""The simulated sender: its answers, its consumer groups, and the flow confirming its touches."""
+"""The simulated sender: its answers, its consumer groups, and the flow confirming its touches,
+whether the sender appends them itself or posts them as signed callbacks through a gateway."""
 
 import threading
 import time
@@ -13,10 +14,12 @@ import redis
 
 from connectors.keys import Keys, shard_of
 from connectors.redis_server import EmbeddedRedis
-from dataflows.sender import CONFIRM_ONLY, Behaviour, Sender, group_name, plan
+from dataflows.provider_callbacks import CallbackSecrets, GatewayWire
+from dataflows.sender import CONFIRM_ONLY, Behaviour, Sender, Wire, group_name, plan
 from operators.state import command_key, decode_state
 from operators.timeutil import format_ts
 from tests.dataflows import live_harness as h
+from tests.gateway.harness import Gateway
 
 KEYS = Keys(prefix="tft", shards=4)
 AT_ONCE = Behaviour(delay_scale=0.0)
@@ -59,6 +62,19 @@ def test_plan_rates_are_plausible() -> None:
     assert counts["delivered"] > 3300
     assert 0.3 < counts["opened"] / counts["delivered"] < 0.5
     assert 80 <= counts["replied"] <= 300
+    assert counts["opt_out"] == 0, "unsubscribes are opt-in"
+
+
+def test_the_unsubscribe_is_drawn_last_so_turning_it_on_changes_no_other_answer() -> None:
+    unsubscribing = Behaviour(unsubscribed=0.05)
+    counts: Counter[str] = Counter()
+    for n in range(4000):
+        with_it = plan(_command(f"c{n}"), seed=2, behaviour=unsubscribing)
+        rest = [a for a in with_it if a[1]["type"] != "opt_out"]
+        assert rest == plan(_command(f"c{n}"), seed=2, behaviour=Behaviour())
+        assert [at for at, _ in with_it] == sorted(at for at, _ in with_it), "in time order"
+        counts.update(e["type"] for _, e in with_it)
+    assert 0.02 < counts["opt_out"] / counts["opened"] < 0.09  # 5 % of opens unsubscribe
 
 
 def test_plan_by_channel() -> None:
@@ -102,9 +118,10 @@ def test_sender_answers_acks_and_keeps_a_group_per_channel(
         groups = redis_client.xinfo_groups(KEYS.commands(channel))
         assert [g["name"].decode() for g in groups] == [group_name(KEYS, channel)]
         assert all(g["pending"] == 0 for g in groups), f"{channel}: carried out and acked"
-    commands, answers, acked = sender.stats.snapshot()
-    assert (commands["sms"], commands["rep"], acked) == (1, 1, 2)
-    assert answers["touch_sent"] == 1
+    counts = sender.stats.snapshot()
+    assert (counts.commands["sms"], counts.commands["rep"], counts.acked) == (1, 1, 2)
+    assert counts.answers["touch_sent"] == 1
+    assert counts.requests == {("redis", "ok"): 1}, "one pipeline round, no gateway"
 
 
 @pytest.mark.redis
@@ -178,18 +195,35 @@ def _decisions(r: redis.Redis) -> list[dict[str, Any]]:
     return [orjson.loads(f[b"decision"]) for _, f in r.xrange(KEYS.decisions)]
 
 
+@pytest.fixture(params=["redis", "gateway"])
+def wire(
+    request: pytest.FixtureRequest, server: EmbeddedRedis, tmp_path: Path
+) -> Iterator[Wire | None]:
+    """The sender's two wires: its own XADDs (None: the default), or a real gateway process."""
+    if request.param == "redis":
+        yield None
+        return
+    secrets = CallbackSecrets.generate()
+    gateway = Gateway(server.url, tmp_path, secrets=secrets.gateway_env(), config=CONFIRM_CONFIG)
+    gateway.start()
+    try:
+        yield GatewayWire(gateway.base, secrets)
+    finally:
+        gateway.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.redis
 def test_flow_confirms_the_senders_touch_sent_and_counts_it_once(
-    server: EmbeddedRedis, r: redis.Redis, tmp_path: Path
+    server: EmbeddedRedis, r: redis.Redis, tmp_path: Path, wire: Wire | None
 ) -> None:
     config = tmp_path / "confirm.toml"
     config.write_text(CONFIRM_CONFIG)
     proc = h.start_run(server.url, config, log=tmp_path / "run.log")
     halt = threading.Event()
     sender_client = redis.Redis.from_url(server.url)
-    quick = Behaviour(failed=0.0, bounce={}, replied={}, delay_scale=0.2)
-    sender = Sender(sender_client, KEYS, behaviour=quick)
+    quick = Behaviour(failed=0.0, bounce={}, replied={}, unsubscribed=0.0, delay_scale=0.2)
+    sender = Sender(sender_client, KEYS, behaviour=quick, wire=wire)
     thread = threading.Thread(target=sender.run, args=(halt,))
     thread.start()
     try:
@@ -211,6 +245,7 @@ def test_flow_confirms_the_senders_touch_sent_and_counts_it_once(
     finally:
         halt.set()
         thread.join()
+        sender.close()
         sender_client.close()
         assert h.stop(proc) == 0
     decisions = _decisions(r)
@@ -227,6 +262,11 @@ def test_flow_confirms_the_senders_touch_sent_and_counts_it_once(
     events = [orjson.loads(f[b"event"]) for _, f in r.xrange(shard)]
     confirmed = [e["command"] for e in events if e["type"] == "touch_sent"]
     assert confirmed == commands, "the sender named each command it carried out"
+    if wire is not None:  # the deliveries and opens came as SendGrid events
+        callbacks = [e for e in events if e["type"] in ("delivered", "opened")]
+        assert callbacks
+        assert all(e["id"].startswith("sendgrid:") for e in callbacks)
+        assert sender.stats.snapshot().requests["sendgrid", "200"] > 0
     state = r.get(KEYS.state("p1"))
     assert state is not None
     touches = decode_state(state).touches or []
