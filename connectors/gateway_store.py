@@ -81,14 +81,16 @@ for i = 1, #codes do
   end
 end
 k, a = 1, 4
-local appended = 0
+local appended = {}
 for i = 1, #codes do
   local c = string.sub(codes, i, i)
   if c == 'A' then
     if redis.call('EXISTS', KEYS[k]) == 0 then
       redis.call('XADD', KEYS[k + 1], '*', 'event', ARGV[a])
       redis.call('SET', KEYS[k], '1', 'EX', ttl)
-      appended = appended + 1
+      appended[#appended + 1] = '1'
+    else
+      appended[#appended + 1] = '0'
     end
     k, a = k + 2, a + 1
   elseif c == 'C' then
@@ -108,7 +110,7 @@ for i = 1, #codes do
     k, a = k + 1, a + 3
   end
 end
-return appended
+return '=' .. table.concat(appended)
 """
 
 
@@ -252,7 +254,7 @@ class Store:
 
     async def _try_write(self, batch: Batch) -> Written | None:
         keys, argv, codes = [], [self._dedupe_s, self._parked_s, ""], []
-        appended: Counter[str] = Counter()
+        types: list[str] = []  # the type of each event to append, in order ('A' codes)
         unknown = 0
         for item in batch.ready:
             keys += [
@@ -261,7 +263,7 @@ class Store:
             ]
             argv.append(item.event)
             codes.append("A")
-            appended[item.type] += 1
+            types.append(item.type)
         holders = await self._holders(batch.pending)
         for waiting in batch.pending:
             members = holders[(waiting.kind, waiting.address)]
@@ -288,19 +290,22 @@ class Store:
                 ]
                 argv.append(_with_prospect(waiting.event, prospect))
                 codes.append("A")
-                appended[waiting.type] += 1
+                types.append(waiting.type)
         for dead in batch.dead:
             keys.append(self._keys.dead)
             argv += [dead.raw, dead.reason, batch.provider]
             codes.append("D")
         if not codes:
-            return Written(appended, 0, 0)
+            return Written(Counter(), 0, 0)
         argv[2] = "".join(codes)
         result = await self._r.execute_command(  # type: ignore[no-untyped-call]
             "EVAL", _COMMIT, len(keys), *keys, *argv
         )
         if result == -1:
             return None
+        # '=' then a flag per event: 1 appended now, 0 there already (a provider's retry).
+        flags = result[1:] if isinstance(result, bytes) else str(result)[1:].encode()
+        appended = Counter(kind for kind, flag in zip(types, flags, strict=True) if flag == 49)
         return Written(appended, unknown, len(batch.dead))
 
     async def _holders(self, pending: list[Pending]) -> dict[tuple[str, str], list[str]]:

@@ -242,9 +242,13 @@ def test_a_retried_request_appends_nothing_twice(
 ) -> None:
     index_profiles(redis_client, h.KEYS, PROFILES)
     batch = orjson.dumps(samples.SENDGRID_BATCH)
+    before = _appended_metric(gateway)
     first = gateway.post("/v1/hooks/sendgrid", batch, h.sendgrid_headers(batch))
     again = gateway.post("/v1/hooks/sendgrid", batch, h.sendgrid_headers(batch))
-    assert first.json() == again.json()
+    # The answer and the metric count what was appended, not what was asked: a retry, nothing.
+    assert first.json()["appended"] == 6
+    assert again.json() == {**first.json(), "appended": 0}
+    assert _appended_metric(gateway) - before == 6
     ids = [e["id"] for e in h.stream_events(redis_client)]
     assert len(ids) == 6
     assert len(set(ids)) == len(ids)
@@ -308,3 +312,13 @@ def test_no_secret_in_any_log(gateway: Gateway) -> None:
     for name, secret in h.SECRETS.items():
         for piece in {secret, secret.partition(":")[2]} - {""}:
             assert piece[:24] not in text, name
+
+
+def _appended_metric(gateway: Gateway) -> float:
+    """touchflow_gateway_events_appended_total summed over types."""
+    text = httpx.get(f"{gateway.base}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("touchflow_gateway_events_appended_total{")
+    )
