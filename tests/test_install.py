@@ -30,12 +30,12 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
 
 def test_a_regular_install_replays_with_the_bundled_config(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes build/ next to the sources
+    source.mkdir()
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name if source.exists() else _mkdir(source) / name)
+        shutil.copy(ROOT / name, source / name)
+    skip = shutil.ignore_patterns("__pycache__")
     for package in ("operators", "connectors", "dataflows", "config"):
-        shutil.copytree(
-            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(ROOT / package, source / package, ignore=skip)
     wheels = tmp_path / "wheels"
     built = _run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
