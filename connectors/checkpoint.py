@@ -12,7 +12,7 @@ import redis
 
 from connectors.keys import Keys
 from connectors.metrics import Metrics
-from connectors.redis_sink import retrying
+from connectors.retry import retrying
 from operators.state import ProspectState, decode_state
 
 

@@ -37,15 +37,13 @@ from typing import Any, Final
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
-from connectors.health import HEALTH, Health
 from connectors.identity import DEFAULT_DEDUPE_S, index_profiles
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
-from connectors.redis_client import redacted, refusal
+from connectors.retry import retrying
 from operators.logic import Ack, Effects
-from operators.records import ENCODER, Command, DeadLetter
+from operators.records import ENCODER, Command
 
 log = logging.getLogger(__name__)
 
@@ -85,64 +83,9 @@ return n
 _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
 _MAX_ARGS: Final = 1_000
-_MAX_BACKOFF_S: Final = 2.0
-# While a write keeps failing, one warning at the first failure, then one this often.
-_LOG_EVERY_S: Final = 30.0
 
 # A dirty prospect: its latest encoded state, next timer, and the inputs that state includes.
 _Dirty = tuple[bytes, int | None, list[Ack]]
-
-
-def retrying(
-    what: str,
-    action: Callable[[], Any],
-    stopping: Callable[[], bool],
-    *,
-    refused: str = "writes",
-    health: Health = HEALTH,
-) -> Any:
-    """Run a Redis call until it succeeds: a sink may wait for Redis, never drop data.
-
-    Waited out, with backoff: a lost connection, a timeout, and a refusal (Redis out of memory
-    under `noeviction`, a read-only replica, a failed save, loading: see `refusal`). Until the
-    call succeeds the process reports itself unhealthy with the reason (`/healthz`), since the
-    flow is held. Any other error (a bug, a wrong type) is raised at once. `refused` names what
-    a refusal refuses in that reason ("writes", or "reads" for the state loads).
-    """
-    backoff = 0.05
-    token = object()  # this call's entry in `health`
-    first_failure: float | None = None
-    logged_at = 0.0
-    try:
-        while True:
-            try:
-                result = action()
-            except (RedisError, OSError) as exc:
-                why = refusal(exc)
-                if why is None and not isinstance(exc, ConnectionError | TimeoutError | OSError):
-                    raise
-                now = time.monotonic()
-                if why is not None:
-                    reason = f"Redis refuses {refused} ({what}): {why}"
-                else:
-                    reason = f"Redis unavailable ({what}): {redacted(str(exc))}"
-                health.report(token, reason, refusal=why is not None)
-                if first_failure is None or now - logged_at >= _LOG_EVERY_S:
-                    waited = f" for {now - first_failure:.0f}s" if first_failure is not None else ""
-                    stop = "; stopping once written" if stopping() else ""
-                    log.warning("%s (retrying%s%s)", reason, waited, stop)
-                    logged_at = now
-                if first_failure is None:
-                    first_failure = now
-                time.sleep(backoff)
-                backoff = min(_MAX_BACKOFF_S, backoff * 2)
-            else:
-                if first_failure is not None:
-                    waited_s = time.monotonic() - first_failure
-                    log.info("%s: Redis answers again, after %.1fs of retries", what, waited_s)
-                return result
-    finally:
-        health.clear(token)
 
 
 def _split(
@@ -382,57 +325,3 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
             if state is not None:
                 return state
         return None
-
-
-# A rejected live input: the dead letter and the stream entry to acknowledge.
-LiveDeadLetter = tuple[DeadLetter, Ack]
-
-
-class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
-    def __init__(
-        self, client: redis.Redis, keys: Keys, metrics: Metrics, stopping: Callable[[], bool]
-    ) -> None:
-        self._r: Any = client
-        self._keys = keys
-        self._metrics = metrics
-        self._stopping = stopping
-
-    def write_batch(self, items: list[LiveDeadLetter]) -> None:
-        retrying("dead letters", lambda: self._pipeline(items).execute(), self._stopping)
-        self._metrics.dead_letters(len(items))
-
-    def _pipeline(self, items: list[LiveDeadLetter]) -> Any:
-        pipe = self._r.pipeline(transaction=True)
-        for letter, (shard, entry_id) in items:
-            raw = (
-                letter.event.encode()
-                if letter.event is not None
-                else bytes.fromhex(letter.event_hex or "")
-            )
-            fields = {"event": raw, "reason": letter.reason, "shard": shard, "entry": entry_id}
-            pipe.xadd(self._keys.dead, fields)
-            pipe.xack(self._keys.events(shard), self._keys.group, entry_id)
-        return pipe
-
-    def close(self) -> None:
-        self._r.close()
-
-
-class DeadLetterSink(DynamicSink[LiveDeadLetter]):
-    """Rejected input to `prefix:dead` (fields `event`, `reason`, and where it came from: `shard`,
-    `entry`), acked in the same MULTI."""
-
-    def __init__(
-        self,
-        make_client: Callable[[], redis.Redis],
-        keys: Keys,
-        metrics: Metrics,
-        stopping: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self._make_client = make_client
-        self._keys = keys
-        self._metrics = metrics
-        self._stopping = stopping
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterPartition:
-        return _DeadLetterPartition(self._make_client(), self._keys, self._metrics, self._stopping)

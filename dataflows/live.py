@@ -15,12 +15,13 @@ from typing import Any, cast
 import redis
 
 from connectors.checkpoint import StateStore
+from connectors.dead_letters import DeadLetterSink
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.redis_client import (
     client,
 )
-from connectors.redis_sink import CommitSink, DeadLetterSink
+from connectors.redis_sink import CommitSink
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
 from connectors.trim import trim_events, trim_outputs
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch

@@ -29,7 +29,7 @@ from connectors.health import HEALTH
 from connectors.metrics import Metrics, serve
 from connectors.redis_client import client, connect, redacted
 from connectors.redis_server import EmbeddedRedis
-from connectors.redis_sink import retrying
+from connectors.retry import retrying
 from connectors.shard_count import claim_shards
 from dataflows.live import housekeeping, keys_for, live_flow, stop, stopped_within, stopping
 from operators.policy import Policy

@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError
 from connectors.health import Health
 from connectors.redis_client import RedisUnavailableError, connect, has_secret, redacted
 from connectors.redis_server import EmbeddedRedis
-from connectors.redis_sink import retrying
+from connectors.retry import retrying
 
 SECRET = "s3cr3t-Pa55"
 
