@@ -83,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     gw.add_argument("--public-url", default=None, metavar="URL", help="base URL providers call")
     gw.add_argument("--spool-dir", default=None, metavar="DIR", help="[gateway] spool_dir")
 
+    from dataflows import inspect_cli, report, whatif
+
+    report.add_arguments(
+        sub.add_parser("report", help="the campaign's scorecard from a file of events")
+    )
+    whatif.add_arguments(
+        sub.add_parser("whatif", help="the same events under two policies, side by side")
+    )
+    inspect_cli.add_arguments(
+        sub.add_parser("inspect", help="explain one prospect after replaying a file")
+    )
+
     worker = sub.add_parser("_worker")  # a process of `run --workers N`; not for people
     worker.add_argument("addresses")
     worker.add_argument("proc_id", type=int)
@@ -124,6 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"published {count} events", file=sys.stderr)
             return 0
+        if args.command == "report":
+            from dataflows.report import command as report_command
+
+            return report_command(args)
+        if args.command == "whatif":
+            from dataflows.whatif import command as whatif_command
+
+            return whatif_command(args)
+        if args.command == "inspect":
+            from dataflows.inspect_cli import command as inspect_command
+
+            return inspect_command(args)
         if args.command == "gateway":
             from dataflows.gateway import load_settings, serve
 

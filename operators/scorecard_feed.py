@@ -1,0 +1,123 @@
+"""Feed the scorecard from the engine: what `operators.isolation` does, with a `Tally` watching.
+
+`Tally` must see a prospect's history in order: the outputs of the timers an event fires (they
+come first: a `touch_failed` may name the command a timer just emitted), then the event, then the
+event's own outputs (a sequence enrolled by the event before its first step's decision). One
+`Engine.apply` returns both kinds of outputs in one list, so here it is taken apart into its own
+steps, `admit`, `fire_due`, `handle`, exactly as `apply` runs them: the outputs and the state are
+the same as `apply_isolated`'s (tests/report checks it against the replay), and only the
+boundaries are new.
+
+Isolation as in `operators.isolation`: the state is snapshotted before each event; if the event
+raises, it is put back, the timers are fired one at a time (a timer that raises is dropped) and
+the event alone goes to the dead letters. A rejected event is not shown to the tally.
+"""
+
+from typing import Final
+
+import msgspec
+
+from operators.emit import Out
+from operators.engine import Engine
+from operators.events import Event
+from operators.isolation import fire_due_isolated
+from operators.records import DeadLetter
+from operators.scorecard import ProspectFacts, Tally
+from operators.state import ProspectState, decode_state, encode_state
+from operators.timeutil import to_ms
+
+_JSON: Final = msgspec.json.Encoder()
+_FIELDS: Final = ProspectState.__struct_fields__
+
+
+def apply_scored(
+    engine: Engine,
+    tally: Tally,
+    state: ProspectState,
+    facts: ProspectFacts,
+    event: Event,
+    out: list[Out],
+    dead: list[DeadLetter],
+) -> bool:
+    """`isolation.apply_isolated`, feeding `tally`; appends the outputs to `out`. False if the
+    event raised (then `dead`'s last item says why, and the tally saw only the timers)."""
+    before = encode_state(state)
+    mark = len(out)
+    try:
+        ts = engine.admit(state, event)
+        if ts is None:
+            return True  # a redelivery: no effect at all
+        if state.pending and state.pending[0][0] <= ts:
+            engine.fire_due(state, ts, out)
+        split = len(out)
+        engine.handle(state, event, ts, out)
+    except Exception:
+        _restore(state, before)
+        del out[mark:]
+    else:
+        _feed(tally, facts, out, mark, split, event, ts)
+        return True
+    # Again step by step, to tell a failing timer (dropped) from a failing event (rejected).
+    fire_due_isolated(engine, state, to_ms(event.ts), out, dead)
+    split = len(out)
+    before = encode_state(state)
+    try:
+        admitted = engine.admit(state, event)
+        if admitted is not None:
+            engine.handle(state, event, admitted, out)
+    except Exception as exc:
+        _restore(state, before)
+        del out[split:]
+        tally.outputs(facts, out[mark:])
+        dead.append(DeadLetter(event=_JSON.encode(event).decode(), reason=_failed(exc)))
+        return False
+    if admitted is None:
+        tally.outputs(facts, out[mark:])
+    else:
+        _feed(tally, facts, out, mark, split, event, admitted)
+    return True
+
+
+def fire_due_scored(
+    engine: Engine,
+    tally: Tally,
+    state: ProspectState,
+    facts: ProspectFacts,
+    until: int,
+    out: list[Out],
+    dead: list[DeadLetter],
+) -> None:
+    """`isolation.fire_due_isolated` (timers due by `until`, as at the end of a replay),
+    feeding `tally`."""
+    mark = len(out)
+    fire_due_isolated(engine, state, until, out, dead)
+    if len(out) > mark:
+        tally.outputs(facts, out[mark:])
+
+
+def _feed(
+    tally: Tally,
+    facts: ProspectFacts,
+    out: list[Out],
+    mark: int,
+    split: int,
+    event: Event,
+    ts: int,
+) -> None:
+    if split > mark:
+        tally.outputs(facts, out[mark:split])
+    tally.event(facts, event, ts)
+    if len(out) > split:
+        tally.outputs(facts, out[split:])
+
+
+def _restore(state: ProspectState, encoded: bytes) -> None:
+    """Put `state` back in place (callers hold references to this very object)."""
+    saved = decode_state(encoded)
+    for name in _FIELDS:
+        setattr(state, name, getattr(saved, name))
+
+
+def _failed(exc: Exception) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"event raised {type(exc).__name__}: {text}; rejected, prospect state unchanged"

@@ -1,0 +1,200 @@
+"""A prospect's touches in the scorecard: the ledger, hindsight, distinct prospects.
+
+Part of `operators.scorecard` (the `Tally` owns one `TouchBook`): every change to what counts as
+a touch goes through here, because each one may change more than one number. A touch added,
+released by `touch_failed` or moved to its backup channel changes the channel's touches, the
+prospect's first and last touch, its touches before the first reply (when it came before it),
+the credit of recent conversions (`credit`: the last touch strictly before, under 30 days), and
+the distinct-prospect counts, kept as the difference the prospect's `shape` makes.
+"""
+
+from operators.scorecard_facts import (
+    ANSWERED,
+    ATTRIBUTION_MS,
+    CONVERTED,
+    DELIVERED,
+    NONE,
+    OPENED,
+    RELEASED,
+    REPLIED,
+    Conversion,
+    Counts,
+    ProspectFacts,
+    Touch,
+    touch_key,
+    zeros,
+)
+from operators.timeutil import DAY_MS
+
+# (touched, replied, channels touched, touches before the first reply)
+_Shape = tuple[int, int, int, int]
+
+
+def shape(f: ProspectFacts) -> _Shape:
+    t = f.touches
+    channels = sum(1 for n in t if n) if t else 0
+    return (1 if channels else 0, f.flags & REPLIED, channels, f.to_reply)
+
+
+class TouchBook:
+    """Touches, deliveries, opens, answers and conversions of each prospect, in `counts`."""
+
+    def __init__(self, counts: Counts, *, ledger_days: int, ledger_max: int) -> None:
+        self.counts = counts
+        self._ledger_ms = ledger_days * DAY_MS
+        self._ledger_max = ledger_max
+
+    # -- touches --------------------------------------------------------------------------------
+
+    def add(self, f: ProspectFacts, touch: Touch) -> None:
+        ch, ts = touch.channel, touch.ts
+        touches = f.touches
+        early = f.flags & REPLIED and ts < f.first_reply_ts  # a late touch, before the reply
+        # The prospect's shape changes only with a new channel or a touch before the reply.
+        before = shape(f) if early or touches is None or not touches[ch] else None
+        if touches is None or not any(touches):
+            touches = f.touches = touches or zeros()
+            f.first_touch = f.last_touch = ts
+        else:
+            if ts < f.first_touch:
+                f.first_touch = ts
+            if ts > f.last_touch:
+                f.last_touch = ts
+        touches[ch] += 1
+        self.counts.touches[ch] += 1
+        if early:
+            f.to_reply += 1
+        if f.ledger is None:
+            f.ledger = [touch]
+        else:
+            f.ledger.append(touch)
+        if ts > f.clock:
+            f.clock = ts
+        if f.conversions:
+            self.recredit(f)
+        self.prune(f)
+        if before is not None:
+            self.reshaped(before, shape(f))
+
+    def release(self, f: ProspectFacts, t: Touch) -> None:
+        before = shape(f)
+        t.marks |= RELEASED
+        assert f.touches is not None  # the entry was counted
+        f.touches[t.channel] -= 1
+        self.counts.touches[t.channel] -= 1
+        if f.flags & REPLIED and t.ts < f.first_reply_ts:
+            f.to_reply -= 1
+        if t.ts in (f.first_touch, f.last_touch):
+            kept = [x.ts for x in f.ledger or () if not x.marks & RELEASED]
+            if kept and t.ts == f.first_touch:
+                f.first_touch = min(kept)  # nothing older was dropped while this one was kept
+            if kept and t.ts == f.last_touch:
+                f.last_touch = max(kept)
+        if f.conversions:
+            self.recredit(f)
+        self.reshaped(before, shape(f))
+
+    def move(self, f: ProspectFacts, t: Touch, ch: int) -> None:
+        """The sender reported the command on another channel (its backup): it counts there,
+        and so do its delivery, open and answer."""
+        before = shape(f)
+        c = self.counts
+        old = t.channel
+        if not t.marks & RELEASED:
+            assert f.touches is not None
+            f.touches[old] -= 1
+            f.touches[ch] += 1
+            c.touches[old] -= 1
+            c.touches[ch] += 1
+        for mark, counts in ((DELIVERED, c.delivered), (OPENED, c.opened), (ANSWERED, c.answered)):
+            if t.marks & mark:
+                counts[old] -= 1
+                counts[ch] += 1
+        t.channel = ch
+        if f.conversions:
+            self.recredit(f)
+        self.reshaped(before, shape(f))
+
+    def mark(self, f: ProspectFacts, command: str, mark: int, counts: list[int]) -> None:
+        """A delivery, open or answer naming a command: counted once per command."""
+        entry = find(f, touch_key(command))
+        if entry is not None and not entry.marks & mark:
+            entry.marks |= mark
+            counts[entry.channel] += 1
+
+    def prune(self, f: ProspectFacts) -> None:
+        """Keep the ledger to `ledger_days` after the latest time and `ledger_max` entries."""
+        ledger = f.ledger
+        if not ledger:
+            return
+        since = f.clock - self._ledger_ms
+        if ledger[0].ts <= since or len(ledger) > self._ledger_max:
+            kept = [t for t in ledger if t.ts > since][-self._ledger_max :]
+            f.ledger = kept or None
+        if f.conversions and f.conversions[0].ts <= since:
+            f.conversions = [x for x in f.conversions if x.ts > since] or None
+
+    def conversion(self, f: ProspectFacts, ts: int) -> None:
+        f.flags |= CONVERTED
+        ch = credit(f.ledger, ts)
+        if ch != NONE:
+            self.counts.conversions[ch] += 1
+        f.conversions = [*(f.conversions or ()), Conversion(ts, ch)]
+        self.prune(f)
+
+    def recredit(self, f: ProspectFacts) -> None:
+        """The ledger changed: credit each recent conversion to its last touch again."""
+        counts = self.counts.conversions
+        for conv in f.conversions or ():
+            ch = credit(f.ledger, conv.ts)
+            if ch != conv.channel:
+                if conv.channel != NONE:
+                    counts[conv.channel] -= 1
+                if ch != NONE:
+                    counts[ch] += 1
+                conv.channel = ch
+
+    # -- distinct prospects -----------------------------------------------------------------------
+
+    def reshaped(self, before: _Shape, after: _Shape) -> None:
+        if before == after:
+            return
+        c = self.counts
+        t0, r0, k0, q0 = before
+        t1, r1, k1, q1 = after
+        c.prospects_touched += t1 - t0
+        c.prospects_replied += (r1 > 0) - (r0 > 0)
+        c.touches_to_reply += (q1 if r1 else 0) - (q0 if r0 else 0)
+        m0, m1 = k0 >= 2, k1 >= 2
+        s0, s1 = k0 == 1, k1 == 1
+        c.multi_touched += m1 - m0
+        c.multi_replied += (m1 and r1 > 0) - (m0 and r0 > 0)
+        c.single_touched += s1 - s0
+        c.single_replied += (s1 and r1 > 0) - (s0 and r0 > 0)
+
+
+def find(f: ProspectFacts, key: int) -> Touch | None:
+    """The ledger's entry for a command key (newest first: callbacks follow their command)."""
+    for t in reversed(f.ledger or ()):
+        if t.key == key:
+            return t
+    return None
+
+
+def credit(ledger: list[Touch] | None, ts: int) -> int:
+    """The channel of the last touch strictly before `ts`, if less than 30 days before it.
+
+    Touches of one instant: a manual touch is taken as after the commands of that instant, and
+    otherwise the one learnt last (commands in the order the engine emitted them).
+    """
+    best: Touch | None = None
+    best_key = (0, 0)
+    for t in ledger or ():
+        if t.marks & RELEASED or t.ts >= ts:
+            continue
+        key = (t.ts, 0 if t.key else 1)
+        if best is None or key >= best_key:
+            best, best_key = t, key
+    if best is None or ts - best.ts >= ATTRIBUTION_MS:
+        return NONE
+    return best.channel
