@@ -112,7 +112,15 @@ class StateStore:
         self._loaded.update(self._mget_all(wanted))
 
     def _mget_all(self, prospects: list[str]) -> Iterator[tuple[str, bytes | None]]:
+        """States from Redis, except those the commit sink holds unwritten: asked *before* the
+        read, since a checkpoint finishing between the read and `take` would otherwise leave
+        the older state read here as the only one (a prospect that left the worker cannot get
+        a newer unwritten state meanwhile: nothing applies its events until it is taken)."""
         state_key = self._keys.state
+        held = {p: state for p in prospects if (state := self._unwritten(p)) is not None}
+        if held:
+            yield from held.items()
+            prospects = [p for p in prospects if p not in held]
         for start in range(0, len(prospects), self._chunk):
             part = prospects[start : start + self._chunk]
             load = self._mget([state_key(p) for p in part])

@@ -17,8 +17,9 @@ from connectors.retry import retrying
 from operators.logic import Ack
 from operators.records import DeadLetter
 
-# A rejected live input: the dead letter and the stream entry to acknowledge.
-LiveDeadLetter = tuple[DeadLetter, Ack]
+# A rejected live input: the dead letter and the stream entry to acknowledge (None for a timer
+# whose decision raised: it has no entry).
+LiveDeadLetter = tuple[DeadLetter, Ack | None]
 
 
 class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
@@ -36,15 +37,18 @@ class _DeadLetterPartition(StatelessSinkPartition[LiveDeadLetter]):
 
     def _pipeline(self, items: list[LiveDeadLetter]) -> Any:
         pipe = self._r.pipeline(transaction=True)
-        for letter, (shard, entry_id) in items:
+        for letter, ack in items:
             raw = (
                 letter.event.encode()
                 if letter.event is not None
                 else bytes.fromhex(letter.event_hex or "")
             )
-            fields = {"event": raw, "reason": letter.reason, "shard": shard, "entry": entry_id}
+            fields: dict[str, bytes | str | int] = {"event": raw, "reason": letter.reason}
+            if ack is not None:
+                shard, entry_id = ack
+                fields |= {"shard": shard, "entry": entry_id}
+                pipe.xack(self._keys.events(shard), self._keys.group, entry_id)
             pipe.xadd(self._keys.dead, fields)
-            pipe.xack(self._keys.events(shard), self._keys.group, entry_id)
         return pipe
 
     def close(self) -> None:

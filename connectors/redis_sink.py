@@ -187,10 +187,14 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         if not dirty:
             return
         started = time.perf_counter()
-        if addresses:  # before the acks of the profiles that carried them
-            self._index(addresses)
         prospects = list(dirty)
         try:
+            if addresses:  # before the acks of the profiles that carried them
+                try:
+                    self._index(addresses)
+                except Exception:
+                    self._put_back(dirty)
+                    raise
             for start in range(0, len(prospects), _CHUNK):
                 chunk = {p: dirty[p] for p in prospects[start : start + _CHUNK]}
                 try:

@@ -96,7 +96,7 @@ class _NewEntries:
         self._count = count
         self._live: set[int] = set()
         self._read: dict[int, list[tuple[bytes, bytes | None]] | Exception] = {}
-        self.read_at = 0  # Redis time (ms) when the last pipeline of reads was sent
+        self._sent_at: dict[int, int] = {}  # per shard: Redis time (ms) its read was sent
         self._offset_ms = 0  # Redis's clock minus the worker's
         self._offset_at = float("-inf")
         self._partitions = 0
@@ -111,6 +111,7 @@ class _NewEntries:
         """The shard reads its backlog again; what was read for it is pending, so dropped."""
         self._live.discard(shard)
         self._read.pop(shard, None)
+        self._sent_at.pop(shard, None)
 
     def redis_ms(self) -> int:
         """Redis's clock now, from the worker's and an offset measured every 30 s."""
@@ -123,23 +124,28 @@ class _NewEntries:
             self._offset_at = now
         return time.time_ns() // 1_000_000 + self._offset_ms
 
-    def take(self, shard: int) -> list[tuple[bytes, bytes | None]]:
-        """What the last pipeline read for `shard` (reading for every live shard if needed);
-        it was sent at `read_at`."""
+    def take(self, shard: int) -> tuple[list[tuple[bytes, bytes | None]], int]:
+        """What was read for `shard` (reading for every live shard if needed), and the Redis
+        time that read was sent: every entry appended before it is in the reply."""
         if shard not in self._read:
             self._fill()
         got = self._read.pop(shard, [])
+        sent_at = self._sent_at.pop(shard, 0)
         if isinstance(got, Exception):
             raise got
-        return got
+        return got, sent_at
 
     def _fill(self) -> None:
+        # An empty reply held for a shard delivered nothing: read that shard again too, so its
+        # watermark and its next entries are not those of an old read.
+        for shard in [s for s, got in self._read.items() if got == []]:
+            del self._read[shard]
         shards = sorted(s for s in self._live if s not in self._read)
         keys = self._keys
         pipe = self._r.pipeline(transaction=False)
         for shard in shards:
             pipe.execute_command(*_read_command(keys, shard, self._count, b">"))
-        self.read_at = self.redis_ms()
+        sent_at = self.redis_ms()
         try:
             replies = pipe.execute(raise_on_error=False)
         except (ConnectionError, TimeoutError, OSError) as exc:
@@ -148,6 +154,7 @@ class _NewEntries:
             replies = [exc] * len(shards)
         for shard, reply in zip(shards, replies, strict=True):
             self._read[shard] = reply if isinstance(reply, Exception) else _parse_read(reply)
+            self._sent_at[shard] = sent_at
 
     def attach(self) -> None:
         self._partitions += 1
@@ -257,6 +264,8 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         now = time.monotonic()
         if self._backlog_cursor is not None:
             out = self._read_backlog()
+            if self._suspect is not None:
+                return out  # a suspect goes alone: nothing else in its batch
             self._quiet = not out
             watermark = _entry_ms(self._handed)  # not caught up: as far as handed on
         else:
@@ -264,13 +273,13 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             if now >= self._next_claim:
                 self._next_claim = now + self._settings.claim_every_ms / 1000
                 out += self._claim_idle()
-            raw = self._new.take(self._shard)
+            raw, sent_at = self._new.take(self._shard)
             if raw:
                 self._handed = raw[-1][0]
                 self._quiet = False
             out += self._entries(raw)
             caught_up = len(raw) < self._settings.batch_size
-            watermark = self._new.read_at if caught_up else _entry_ms(self._handed)
+            watermark = sent_at if caught_up else _entry_ms(self._handed)
         if now >= self._next_timers:
             self._next_timers = now + self._settings.timers_every_ms / 1000
             out += self._due_wakeups(watermark)
@@ -317,7 +326,12 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         entry goes to the dead letters; a suspect waits to be handed alone (module doc)."""
         first, last = raw[0][0], raw[-1][0]
         pending = self._r.xpending_range(
-            self._stream, self._keys.group, min=first, max=last, count=len(raw) * 2
+            self._stream,
+            self._keys.group,
+            min=first,
+            max=last,
+            count=len(raw) * 2,
+            consumername=self._consumer,
         )
         tries = {p["message_id"]: p["times_delivered"] for p in pending}
         limit = self._settings.max_deliveries
@@ -375,15 +389,20 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         log.warning("shard %d: entry %s moved to dead letters: %s", self._shard, entry_id, reason)
 
     def _entries(self, raw: list[tuple[bytes, bytes | None]]) -> list[Entry]:
-        """Source items; an entry deleted from the stream while pending has no event: skipped.
-        An entry without an `event` field goes to the dead letters from here."""
+        """Source items. An entry deleted from the stream while pending has no event: it is
+        acknowledged and skipped; one without an `event` field goes to the dead letters."""
         shard = self._shard
         out = []
+        gone = []
         for entry_id, event in raw:
             if event is NO_EVENT_FIELD:
                 self._dead(entry_id, b"", "missing field `event`")
-            elif event is not None:
+            elif event is None:
+                gone.append(entry_id)
+            else:
                 out.append((shard, entry_id, event))
+        if gone:  # deleted while pending: nothing to process, and pending would pin trimming
+            self._r.xack(self._stream, self._keys.group, *gone)
         return out
 
     def _due_wakeups(self, watermark: int) -> list[Entry]:
