@@ -12,14 +12,12 @@ import contextlib
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 import msgspec
 import redis
-import tomli_w
 import uvicorn
 from msgspec import Struct
 from starlette.applications import Starlette
@@ -33,7 +31,7 @@ from connectors.shard_count import claim_shards
 from connectors.spool import Spool
 from operators.errors import ConfigError, TouchflowError
 from operators.intake import EventReader
-from operators.policy import Limits, Policy, load_policy, parse_policy
+from operators.policy import Limits, load_policy
 from operators.providers.config import GatewayConfig
 
 log = logging.getLogger("touchflow.gateway")
@@ -176,12 +174,8 @@ def load_settings(
 ) -> GatewaySettings:
     """Settings from the policy file (its `[streams]`, `[limits]` and `[gateway]`), the command
     line (which wins) and the environment (secrets; REDIS_URL when there is no `--redis`)."""
-    policy, table = _load_policy(config)
-    try:
-        gateway = msgspec.convert(table, type=GatewayConfig)
-    except msgspec.ValidationError as exc:
-        msg = f"invalid config {config}: [gateway]: {exc}"
-        raise ConfigError(msg) from None
+    policy = load_policy(config)  # its [gateway] section merged over the defaults, checked
+    gateway = policy.gateway
     changes: dict[str, object] = {}
     if public_url is not None:
         changes["public_url"] = public_url
@@ -198,32 +192,6 @@ def load_settings(
         limits=policy.limits,
         secrets=secrets_from_env(environ, gateway),
     )
-
-
-def _load_policy(path: Path | None) -> tuple[Policy, dict[str, object]]:
-    """The policy and its `[gateway]` table. Until the policy knows a `gateway` section, the
-    table is taken out of the file before the rest is checked (the policy refuses unknown
-    sections)."""
-    if path is None:
-        return load_policy(None), {}
-    try:
-        text = path.read_bytes()
-        table = tomllib.loads(text.decode("utf-8-sig"))
-    except OSError as exc:
-        msg = f"cannot read config {path}: {exc.strerror or exc}"
-        raise ConfigError(msg) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        msg = f"invalid config {path}: {exc}"
-        raise ConfigError(msg) from None
-    gateway = table.get("gateway", {})
-    if "gateway" in Policy.__struct_fields__:
-        policy = load_policy(path)
-        section = getattr(policy, "gateway", None)
-        if isinstance(section, GatewayConfig):
-            return policy, msgspec.to_builtins(section)
-        return policy, gateway
-    rest = {name: value for name, value in table.items() if name != "gateway"}
-    return parse_policy(tomli_w.dumps(rest), str(path)), gateway
 
 
 def _parser() -> argparse.ArgumentParser:
