@@ -158,6 +158,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ]
         entries_end = sum(r.xlen(KEYS.events(s)) for s in range(KEYS.shards))
         redis_mb = int(r.info("memory")["used_memory"]) / 2**20
+        matches = _matches_replay(sample, commands, config, work)
     finally:
         flow.terminate()
         flow.wait(timeout=60)
@@ -174,7 +175,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "publish_rate_per_s": args.rate,
         "elapsed_s": round(elapsed, 1),
         "sample_prospects": len(sample),
-        "sample_commands_match_replay": _matches_replay(sample, commands, config, work),
+        "sample_commands_match_replay": matches,
         "event_stream_entries_end": entries_end,
         "redis_used_memory_mb": round(redis_mb, 1),
         "machine": _common.machine(),
