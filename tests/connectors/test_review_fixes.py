@@ -99,3 +99,21 @@ def test_a_wake_up_never_runs_ahead_of_its_own_shards_entries(
     wakes = [i for i, (is_wake, raw) in enumerate(order) if is_wake and raw == b"x"]
     late = next(i for i, (_w, raw) in enumerate(order) if raw == b"late")
     assert all(i > late for i in wakes), order
+
+
+def test_a_malformed_parked_entry_is_dead_lettered_not_a_failing_checkpoint(
+    redis_client: redis.Redis,
+) -> None:
+    """The redrive runs inside the checkpoint: an entry it cannot read must not fail it."""
+    from connectors.identity import index_profiles, parked_key
+
+    keys = Keys()
+    parked = parked_key(keys, "phone", "+14155550123")
+    good = b'{"prospect":"","id":"twilio:SM1:opt_out","type":"opt_out","channel":"sms",'
+    good += b'"ts":"2026-03-02T15:00:00Z"}'
+    redis_client.rpush(parked, b'{"prospect":"","type":"opt_out"}', b"not json", good)
+    moved = index_profiles(redis_client, keys, [("ann", None, "+14155550123")])
+    assert moved == 1
+    dead = [f[b"reason"] for _i, f in redis_client.xrange(keys.dead)]
+    assert dead == [b"malformed parked event", b"malformed parked event"]
+    assert not redis_client.exists(parked)
