@@ -59,6 +59,11 @@ class Keys(Struct, frozen=True):
         return f"{self.prefix}:suspect:{shard}"
 
     @property
+    def suspect_lock(self) -> str:
+        """Held by the shard whose suspect is in flight: one suspect in a cluster at a time."""
+        return f"{self.prefix}:suspect-lock"
+
+    @property
     def shard_count(self) -> str:
         """The shard count the streams under this prefix were written with (see `claim_shards`)."""
         return f"{self.prefix}:shards"

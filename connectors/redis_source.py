@@ -21,7 +21,9 @@ entry that kills the process is rare: a crash of the interpreter itself, an OOM 
 delivery count alone cannot name it: every entry in flight with it was delivered as often. So
 the count only makes an entry a *suspect* (delivered more than `max_deliveries` times); a suspect
 is handed to the flow alone, once every entry before it is acknowledged, with the worker's
-other shards paused, and its id is written to `prefix:suspect:{shard}` first. If the process
+other shards paused (other processes of a cluster pause too: the shard takes
+`prefix:suspect-lock` half a second before it hands the suspect, and they look at the lock every
+timer poll), and its id is written to `prefix:suspect:{shard}` first. If the process
 dies then, the next start finds that key naming an entry still pending: that entry, and only
 it, goes to the dead-letter stream. A suspect that is processed (acknowledged) was innocent: the
 key is cleared and reading goes on. Entries claimed from other consumers are handed as they
@@ -62,7 +64,12 @@ NO_EVENT_FIELD: Final = b"\x00no event field"
 _IDLE_POLL_MS: Final = 2
 _IDLE_POLL_MAX_MS: Final = 20
 _SUSPECT_POLL: Final = timedelta(milliseconds=20)
-_CLOCK_EVERY_S: Final = 30.0  # how often the offset to Redis's clock is measured again
+_CLOCK_EVERY_S: Final = 30.0
+# One suspect in a cluster at a time: its shard takes `suspect_lock` this long before handing it,
+# so the other processes, which look at the lock every timer poll, pause first. The lock expires
+# by itself should its holder's shard never come back.
+_CLAIM_WAIT_S: Final = 0.5
+_LOCK_TTL_S: Final = 600  # how often the offset to Redis's clock is measured again
 _MAX_BACKOFF_S: Final = 2.0
 
 
@@ -204,6 +211,9 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         self._blamed = blamed if isinstance(blamed, bytes) else None
         self._suspect: tuple[bytes, bytes | None] | None = None
         self._suspect_handed = False
+        self._claimed_at: float | None = None
+        self._foreign_suspect = False
+        self._release_lock()  # a lock this shard held when its process died
 
     def next_batch(self) -> list[Entry]:
         if self._stopping():
@@ -262,6 +272,13 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             self._awake = datetime.now(UTC) + _SUSPECT_POLL
             return []
         now = time.monotonic()
+        if now >= self._next_timers:  # a suspect claimed by another process: pause too
+            holder = self._r.get(self._keys.suspect_lock)
+            self._foreign_suspect = holder is not None and holder != b"%d" % self._shard
+        if self._foreign_suspect:
+            self._next_timers = now + self._settings.timers_every_ms / 1000
+            self._awake = datetime.now(UTC) + _SUSPECT_POLL
+            return []
         if self._backlog_cursor is not None:
             out = self._read_backlog()
             if self._suspect is not None:
@@ -353,6 +370,10 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
                 keep.append((entry_id, event))
         return keep
 
+    def _release_lock(self) -> None:
+        if self._r.get(self._keys.suspect_lock) == b"%d" % self._shard:
+            self._r.delete(self._keys.suspect_lock)
+
     def _hand_suspect(self) -> list[Entry]:
         """Hand the suspect alone once everything before it is acknowledged; then wait for it
         to be acknowledged too, and read on."""
@@ -367,7 +388,14 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
             if oldest_id != entry_id or self._new.suspect_shard not in (None, self._shard):
                 return []  # entries before it still in flight, or another suspect alone
             self._new.suspect_shard = self._shard
-            self._r.set(self._keys.suspect(self._shard), entry_id)
+            if self._claimed_at is None:  # one suspect in the whole cluster at a time
+                lock = self._keys.suspect_lock
+                if not self._r.set(lock, self._shard, nx=True, ex=_LOCK_TTL_S):
+                    return []  # another process's suspect: wait for it
+                self._claimed_at = time.monotonic()
+            if time.monotonic() - self._claimed_at < _CLAIM_WAIT_S:
+                return []  # the other processes see the lock and finish what they handed
+            self._r.set(self._keys.suspect(self._shard), entry_id)  # now it alone is in flight
             self._suspect_handed = True
             self._backlog_cursor = self._handed = entry_id
             log.warning("shard %d: entry %s handed alone (delivered often)", self._shard, entry_id)
@@ -375,7 +403,9 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         if oldest_id == entry_id:
             return []  # still in flight
         self._r.delete(self._keys.suspect(self._shard))
+        self._release_lock()
         self._suspect = None
+        self._claimed_at = None
         self._new.suspect_shard = None
         self._awake = None
         return []

@@ -6,6 +6,7 @@ Here a process "dies" by dropping its partition without acknowledging anything; 
 commit sink is played by acknowledging what the partition hands on.
 """
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,10 +48,11 @@ def _crashed_with(r: redis.Redis, entries: list[bytes], times: int) -> list[byte
     return ids
 
 
-def _drain(r: redis.Redis, parts: list[Any], polls: int = 400) -> list[list[bytes]]:
+def _drain(r: redis.Redis, parts: list[Any], seconds: float = 30) -> list[list[bytes]]:
     """Poll like the flow, acknowledging whatever is handed on; the batches of shard 0."""
     batches = []
-    for _ in range(polls):
+    deadline = time.monotonic() + seconds  # each suspect waits half a second for its lock
+    while time.monotonic() < deadline:
         for shard, part in enumerate(parts):
             batch = part.next_batch()
             if batch and shard == 0:
@@ -59,6 +61,7 @@ def _drain(r: redis.Redis, parts: list[Any], polls: int = 400) -> list[list[byte
                 r.xack(KEYS.events(s), KEYS.group, entry_id)
         if not r.xpending(KEYS.events(0), KEYS.group)["pending"] and not r.exists(KEYS.suspect(0)):
             break
+        time.sleep(0.005)
     return batches
 
 
@@ -89,13 +92,15 @@ def test_the_entry_in_flight_alone_when_the_process_died_is_the_only_one_dead_le
     ids = _crashed_with(redis_client, events, times=LIMIT + 1)
     parts += [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
     handed: list[bytes] = []
-    for _ in range(200):  # run until view-2 is handed alone; then the process dies
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # run until view-2 is handed alone; then it dies
         batch = parts[0].next_batch()
         handed += [raw for _s, _i, raw in batch]
         if b"view-2" in handed:
             break
         for s, entry_id, _raw in batch:
             redis_client.xack(KEYS.events(s), KEYS.group, entry_id)
+        time.sleep(0.005)
     assert handed == [b"view-0", b"view-1", b"view-2"]
     assert redis_client.get(KEYS.suspect(0)) == ids[2]
     assert parts[1].next_batch() == []  # the other shard waits while a suspect is alone
@@ -123,3 +128,43 @@ def test_entries_delivered_less_often_than_the_limit_go_in_batches(
     _crashed_with(redis_client, events, times=LIMIT - 1)
     parts += [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
     assert _drain(redis_client, parts) == [events]
+
+
+def test_a_suspect_pauses_the_other_processes_of_a_cluster(
+    redis_client: redis.Redis, redis_test_url: str, parts: list[Any]
+) -> None:
+    """Shard 0's process hands a suspect; another process, reading shard 1, must hand nothing
+    while it is in flight (if any process dies, the whole cluster goes down with it)."""
+    _crashed_with(redis_client, [b"view-0"], times=LIMIT + 1)
+    settings = SourceSettings(max_deliveries=LIMIT, timers_every_ms=10, claim_every_ms=3_600_000)
+    here = RedisEventSource(
+        lambda: client(redis_test_url), KEYS, settings,
+        make_reader_client=lambda: client(redis_test_url, retries=0),
+    )  # fmt: skip
+    there = RedisEventSource(
+        lambda: client(redis_test_url), KEYS, settings,
+        make_reader_client=lambda: client(redis_test_url, retries=0),
+    )  # fmt: skip
+    parts += [here.build_part("events", "0", None), there.build_part("events", "1", None)]
+    mine, theirs = parts
+    assert theirs.next_batch() == []  # its empty backlog
+    handed: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while not handed and time.monotonic() < deadline:
+        handed = [raw for _s, _i, raw in mine.next_batch()]
+        time.sleep(0.005)
+    assert handed == [b"view-0"]
+    assert redis_client.get(KEYS.suspect_lock) == b"0"
+    redis_client.xadd(KEYS.events(1), {"event": b"other"})
+    time.sleep(0.05)  # past its timer poll: it has looked at the lock
+    assert [theirs.next_batch() for _ in range(5)] == [[]] * 5
+    ((entry_id, _fields),) = redis_client.xrange(KEYS.events(0))
+    redis_client.xack(KEYS.events(0), KEYS.group, entry_id)  # the flow processed it
+    got: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        mine.next_batch()  # sees the suspect acknowledged: releases the lock
+        got = [raw for _s, _i, raw in theirs.next_batch()]
+        time.sleep(0.02)
+    assert got == [b"other"]
+    assert not redis_client.exists(KEYS.suspect_lock)
