@@ -20,7 +20,6 @@ from typing import Final, NamedTuple
 import orjson
 from msgspec import Struct
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.datastructures import MultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -120,6 +119,9 @@ class Gateway:
             else None
         )
         self._refusals_logged: dict[str, float] = {}
+        # each (provider, status)'s counter and provider's histogram, looked up once
+        self._counted: dict[tuple[str, int], Callable[[], None]] = {}
+        self._timed: dict[str, Callable[[float], None]] = {}
 
     def routes(self) -> list[Route]:
         def post(
@@ -169,8 +171,15 @@ class Gateway:
     ) -> Response:
         started = time.perf_counter()
         answer = await self._answer(request, provider, secret, prepare, twiml=twiml)
-        self._metrics.requests.labels(provider, str(answer.status)).inc()
-        self._metrics.latency.labels(provider).observe(time.perf_counter() - started)
+        count = self._counted.get((provider, answer.status))
+        if count is None:
+            count = self._metrics.requests.labels(provider, str(answer.status)).inc
+            self._counted[(provider, answer.status)] = count
+        count()
+        observe = self._timed.get(provider)
+        if observe is None:
+            observe = self._timed[provider] = self._metrics.latency.labels(provider).observe
+        observe(time.perf_counter() - started)
         return Response(answer.body, answer.status, media_type=answer.media_type)
 
     async def _answer(
@@ -249,7 +258,7 @@ class Gateway:
     def _twilio(self, request: Request, body: bytes, token: str) -> dict[str, str]:
         pairs = twilio.parse_form_pairs(body)
         url = self._public(request)
-        _authentic(auth.twilio(request.headers, url, MultiDict(pairs), token))
+        _authentic(auth.twilio(request.headers, url, pairs, token))
         return twilio.first_values(pairs)
 
     def _twilio_inbound(self, request: Request, body: bytes, token: str, now: float) -> Mapped:

@@ -17,23 +17,29 @@ The invariant: a request is answered 2xx only once every entry it produced is du
    behind it, so events reach the streams in the order they were accepted.
 4. The drain writes spooled batches to Redis in order (2), and commits its position after each
    chunk; it runs first thing at start and whenever a batch was spooled.
+5. Concurrent writes share script calls (group commit): each batch's ops are queued, and one
+   task sends everything queued as one script call (the ops of several batches side by side,
+   every check before any write), while each request waits on its own future: it is answered
+   only once the call holding its entries has returned. A stale index check fails the whole
+   call with nothing written; the batches of that call are then sent again one by one.
 """
 
 import asyncio
 import builtins
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import anyio.to_thread
 import msgspec
 import redis.asyncio
 from msgspec import Struct
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import ConnectionError, NoScriptError, RedisError, TimeoutError
 from redis.retry import Retry
 
 from connectors import identity
@@ -112,6 +118,20 @@ for i = 1, #codes do
 end
 return '=' .. table.concat(appended)
 """
+
+
+_COMMIT_SHA: Final = hashlib.sha1(_COMMIT.encode()).hexdigest()
+_GROUP_MAX_OPS: Final = 4096  # ops per script call, at most (a batch is never split)
+
+
+class _Queued(NamedTuple):
+    """One batch's part of a script call, and the future its writer waits on."""
+
+    keys: list[str]
+    args: list[object]
+    codes: str
+    appends: int  # its 'A' ops: its slice of the call's flags
+    done: "asyncio.Future[bytes | None]"
 
 
 class Ready(Struct, array_like=True, frozen=True, gc=False):
@@ -206,6 +226,8 @@ class Store:
         self._on_written = on_written
         self._wake = asyncio.Event()
         self._stopping = False
+        self._queue: list[_Queued] = []
+        self._sender: asyncio.Task[None] | None = None
         self.problem: str | None = None  # why the last write went to the spool, if it did
         self.spool_broken: str | None = None
 
@@ -253,7 +275,9 @@ class Store:
         raise RuntimeError(msg)
 
     async def _try_write(self, batch: Batch) -> Written | None:
-        keys, argv, codes = [], [self._dedupe_s, self._parked_s, ""], []
+        keys: list[str] = []
+        argv: list[object] = []
+        codes: list[str] = []
         types: list[str] = []  # the type of each event to append, in order ('A' codes)
         unknown = 0
         for item in batch.ready:
@@ -297,16 +321,87 @@ class Store:
             codes.append("D")
         if not codes:
             return Written(Counter(), 0, 0)
-        argv[2] = "".join(codes)
-        result = await self._r.execute_command(  # type: ignore[no-untyped-call]
-            "EVAL", _COMMIT, len(keys), *keys, *argv
-        )
-        if result == -1:
+        flags = await self._run("".join(codes), keys, argv, len(types))
+        if flags is None:
             return None
-        # '=' then a flag per event: 1 appended now, 0 there already (a provider's retry).
-        flags = result[1:] if isinstance(result, bytes) else str(result)[1:].encode()
+        # a flag per event: 1 appended now, 0 there already (a provider's retry).
         appended = Counter(kind for kind, flag in zip(types, flags, strict=True) if flag == 49)
         return Written(appended, unknown, len(batch.dead))
+
+    async def _run(
+        self, codes: str, keys: list[str], argv: list[object], appends: int
+    ) -> bytes | None:
+        """One batch's ops through the shared script calls: its flags (`1`/`0` per 'A' op) once
+        the call holding them has returned; None if an index check failed (nothing written)."""
+        done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(keys, argv, codes, appends, done))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_queued(), name="gateway-commit")
+        return await done
+
+    async def _send_queued(self) -> None:
+        """Send what is queued, in as few script calls as the cap allows, until nothing is.
+        A task of its own: a request that goes away cannot cancel the others' write."""
+        try:
+            while self._queue:
+                ops = count = 0
+                while count < len(self._queue) and (
+                    count == 0 or ops + len(self._queue[count].codes) <= _GROUP_MAX_OPS
+                ):
+                    ops += len(self._queue[count].codes)
+                    count += 1
+                group = self._queue[:count]
+                del self._queue[:count]
+                await self._send(group)
+        except BaseException as exc:  # cancelled at shutdown: nobody is left waiting for ever
+            for queued in self._queue:
+                if not queued.done.done():
+                    queued.done.set_exception(exc)
+            self._queue.clear()
+            raise
+        finally:
+            self._sender = None
+
+    async def _send(self, group: list[_Queued]) -> None:
+        keys = [key for queued in group for key in queued.keys]
+        argv: list[object] = [self._dedupe_s, self._parked_s, "".join(q.codes for q in group)]
+        for queued in group:
+            argv += queued.args
+        try:
+            result = await self._script(keys, argv)
+        except BaseException as exc:
+            for queued in group:
+                if not queued.done.done():
+                    queued.done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if result == -1:
+            if len(group) == 1:
+                if not group[0].done.done():
+                    group[0].done.set_result(None)
+                return
+            for queued in group:  # one batch's stale check must not hold back the others
+                await self._send([queued])
+            return
+        # '=' then a flag per 'A' op of the whole call: each batch's, in the order sent.
+        flags = result[1:] if isinstance(result, bytes) else str(result)[1:].encode()
+        start = 0
+        for queued in group:
+            if not queued.done.done():
+                queued.done.set_result(flags[start : start + queued.appends])
+            start += queued.appends
+
+    async def _script(self, keys: list[str], argv: list[object]) -> object:
+        """The commit script by its SHA (Redis keeps it), by its text when Redis lacks it."""
+        try:
+            return await self._r.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", _COMMIT_SHA, len(keys), *keys, *argv
+            )
+        except NoScriptError:
+            return await self._r.execute_command(  # type: ignore[no-untyped-call]
+                "EVAL", _COMMIT, len(keys), *keys, *argv
+            )
 
     async def _holders(self, pending: list[Pending]) -> dict[tuple[str, str], list[str]]:
         wanted = list(dict.fromkeys((p.kind, p.address) for p in pending))

@@ -1,0 +1,110 @@
+"""Group commit: concurrent batches share script calls, each still answered with its own counts
+only once its entries are in Redis; a stale identity check in one batch holds back no other."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from connectors.gateway_store import Batch, Pending, Ready, Store, async_client
+from connectors.identity import index_profiles
+from connectors.spool import Spool
+from tests.gateway import harness as h
+
+pytestmark = pytest.mark.redis
+
+
+def _event(event_id: str, prospect: str) -> bytes:
+    return (f'{{"prospect":"{prospect}","id":"{event_id}","type":"delivered"}}').encode()
+
+
+def _store(url: str, tmp: Path) -> tuple[Store, list[int]]:
+    client = async_client(url)
+    calls: list[int] = []  # the number of keys of each script call
+    execute = client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        if args[0] in ("EVAL", "EVALSHA"):
+            calls.append(args[2])
+        return await execute(*args, **options)
+
+    client.execute_command = counted  # type: ignore[method-assign]
+    spool = Spool(tmp / "spool")
+    spool.open()
+    return Store(client, h.KEYS, spool, dedupe_s=3600, parked_s=3600), calls
+
+
+def test_concurrent_batches_share_calls_and_keep_their_own_counts(
+    redis_test_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    batches = [
+        Batch("twilio", ready=[Ready(f"p{i % 8}", "delivered", _event(f"e{i % 40}", f"p{i % 8}"))])
+        for i in range(80)
+    ]  # events 40..79 repeat 0..39 for the same prospect: a provider's retries
+
+    async def run() -> list[Any]:
+        store, calls = _store(redis_test_url, tmp_path)
+        outcomes = await asyncio.gather(*(store.commit(b) for b in batches))
+        await store._r.aclose()
+        return [outcomes, calls]
+
+    outcomes, calls = asyncio.run(run())
+    assert sum(o.appended for o in outcomes) == 40
+    assert all(not o.spooled for o in outcomes)
+    first = {o.appended for o in outcomes[:40]}
+    assert first == {1}  # the first of each event id is the one appended, in order
+    assert {o.appended for o in outcomes[40:]} == {0}
+    assert len(calls) < len(batches)  # grouped
+    streams = redis_client.keys(f"{h.KEYS.prefix}:events:*")
+    assert sum(redis_client.xlen(s) for s in streams) == 40
+
+
+def test_a_stale_check_holds_back_no_other_batch(
+    redis_test_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    index_profiles(redis_client, h.KEYS, [("p1", "a@example.com", None)])
+    index_profiles(redis_client, h.KEYS, [(f"q{i}", f"b{i}@example.com", None) for i in range(5)])
+    pending = Pending("email", "a@example.com", "delivered", b'{"prospect":"","id":"x1"}', b"{}")
+    stale = Batch("sendgrid", pending=[pending])
+    others = [
+        Batch(
+            "sendgrid",
+            pending=[
+                Pending("email", f"b{i}@example.com", "delivered", b'{"prospect":"","id":"o"}', b"")
+            ],
+        )
+        for i in range(5)
+    ]  # resolved by address too: all six reach the queue together
+
+    async def run() -> list[Any]:
+        store, calls = _store(redis_test_url, tmp_path)
+        holders = store._holders
+        moved = False
+        read = 0
+        all_read = asyncio.Event()
+
+        async def racing(wanted: list[Pending]) -> dict[tuple[str, str], list[str]]:
+            nonlocal moved, read
+            found = await holders(wanted)
+            read += 1
+            if read == 6:
+                all_read.set()
+            await all_read.wait()  # all six then reach the queue in the same turn
+            if wanted and not moved:  # index_profiles runs between the read and the write
+                moved = True
+                index_profiles(redis_client, h.KEYS, [("p3", "a@example.com", None)])
+            return found
+
+        store._holders = racing  # type: ignore[method-assign]
+        outcomes = await asyncio.gather(*(store.commit(b) for b in [stale, *others]))
+        await store._r.aclose()
+        return [outcomes, calls]
+
+    outcomes, calls = asyncio.run(run())
+    assert [o.appended for o in outcomes] == [2, 1, 1, 1, 1, 1]  # p1 and p3 both get x1
+    # one call for all six (stale: nothing written), then each alone, then x1 again
+    assert calls[0] == 6 * 3
+    assert len(calls) == 1 + 6 + 1
+    assert redis_client.xlen(h.KEYS.dead) == 0
