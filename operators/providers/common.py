@@ -199,3 +199,29 @@ def parse_json(body: bytes) -> Any:
 def dump(payload: Any) -> bytes:
     """A provider event's own JSON, for its dead letter."""
     return orjson.dumps(payload, default=str)
+
+
+class EmailEvent(Struct, frozen=True, gc=False):
+    """What every contract event of one email provider event shares: the drafts differ only in
+    their type and fields (`draft`). `address` is set only when no prospect id was attached."""
+
+    provider: str
+    native: str  # the provider's own id of the event, or a fingerprint of it
+    ts: str
+    prospect: str | None
+    email: str | None
+    raw: bytes
+
+    def draft(self, contract: str, **fields: Any) -> Draft:
+        address = None
+        if self.prospect is None and self.email is not None:
+            address = Address("email", self.email)
+        return Draft(
+            id=event_id(self.provider, self.native, contract),
+            type=contract,
+            ts=self.ts,
+            fields={"channel": "email", **fields},
+            prospect=self.prospect,
+            address=address,
+            raw=self.raw,
+        )

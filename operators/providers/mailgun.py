@@ -11,15 +11,13 @@ from typing import Any, Final, NamedTuple
 from operators.providers.common import (
     COMMAND_ARG,
     PROSPECT_ARG,
-    Address,
-    Draft,
+    EmailEvent,
     Mapped,
     NotProviderFormatError,
     Unreadable,
     attached,
     dump,
     email_address,
-    event_id,
     fingerprint,
     parse_json,
     string,
@@ -82,18 +80,7 @@ def map_payload(payload: Any, now: datetime) -> Mapped:
     native = string(data.get("id")) or fingerprint(data)
     ts = ts_from_unix(data.get("timestamp"), now)
     raw = dump(data)
-    address = Address("email", email) if prospect is None and email is not None else None
-
-    def draft(contract: str, **fields: Any) -> Draft:
-        return Draft(
-            id=event_id(PROVIDER, native, contract),
-            type=contract,
-            ts=ts,
-            fields={"channel": "email", **fields},
-            prospect=prospect,
-            address=address,
-            raw=raw,
-        )
+    draft = EmailEvent(PROVIDER, native, ts, prospect, email, raw).draft
 
     with_command = {"command": command} if command is not None else {}
     if kind in _SIMPLE:

@@ -12,15 +12,13 @@ from typing import Any, Final
 from operators.providers.common import (
     COMMAND_ARG,
     PROSPECT_ARG,
-    Address,
-    Draft,
+    EmailEvent,
     Mapped,
     NotProviderFormatError,
     Unreadable,
     attached,
     dump,
     email_address,
-    event_id,
     fingerprint,
     parse_json,
     string,
@@ -70,18 +68,7 @@ def map_record(record: dict[str, Any], now: datetime) -> Mapped:
     ts = ts_from_iso(time_text, now)
     native = _native(kind, record, time_text)
     raw = dump(record)
-    address = Address("email", email) if prospect is None and email is not None else None
-
-    def draft(contract: str, **fields: Any) -> Draft:
-        return Draft(
-            id=event_id(PROVIDER, native, contract),
-            type=contract,
-            ts=ts,
-            fields={"channel": "email", **fields},
-            prospect=prospect,
-            address=address,
-            raw=raw,
-        )
+    draft = EmailEvent(PROVIDER, native, ts, prospect, email, raw).draft
 
     with_command = {"command": command} if command is not None else {}
     if kind == "Delivery":

@@ -13,15 +13,14 @@ from typing import Any, Final
 from operators.providers.common import (
     COMMAND_ARG,
     PROSPECT_ARG,
-    Address,
     Draft,
+    EmailEvent,
     Mapped,
     NotProviderFormatError,
     Unreadable,
     attached,
     dump,
     email_address,
-    event_id,
     fingerprint,
     parse_json,
     string,
@@ -65,18 +64,7 @@ def map_event(item: Any, now: datetime) -> Mapped:
     native = string(item.get("sg_event_id")) or fingerprint(item)
     ts = ts_from_unix(item.get("timestamp"), now)
     raw = dump(item)
-    address = Address("email", email) if prospect is None and email is not None else None
-
-    def draft(contract: str, **fields: Any) -> Draft:
-        return Draft(
-            id=event_id(PROVIDER, native, contract),
-            type=contract,
-            ts=ts,
-            fields={"channel": "email", **fields},
-            prospect=prospect,
-            address=address,
-            raw=raw,
-        )
+    draft = EmailEvent(PROVIDER, native, ts, prospect, email, raw).draft
 
     with_command = {"command": command} if command is not None else {}
     drafts: list[Draft] = []
