@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import IO
 
 from operators.engine import Engine
-from operators.errors import TouchflowError
 from operators.policy import load_policy
 from operators.timeutil import parse_ts
 
@@ -123,76 +122,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if argv is None and getattr(args, "redis", None) is not None:
         _move_url_off_the_command_line(args.redis)  # returns only if there is nothing to hide
-    try:
-        if args.command == "replay":
-            return _replay(args)
-        if args.command == "run":
-            return _run(args)
-        if args.command == "publish":
-            from dataflows.publish import publish
+    from dataflows.report import guarded
 
-            count = publish(
-                args.events, load_policy(args.config), args.redis, give_up_after_s=_give_up(args)
+    return guarded(_dispatch, args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; errors a user can fix raise (`dataflows.report.guarded`)."""
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "publish":
+        from dataflows.publish import publish
+
+        count = publish(
+            args.events, load_policy(args.config), args.redis, give_up_after_s=_give_up(args)
+        )
+        print(f"published {count} events", file=sys.stderr)
+        return 0
+    if args.command == "report":
+        from dataflows.report import command as report_command
+
+        return report_command(args)
+    if args.command == "whatif":
+        from dataflows.whatif import command as whatif_command
+
+        return whatif_command(args)
+    if args.command == "inspect":
+        from dataflows.inspect_cli import command as inspect_command
+
+        return inspect_command(args)
+    if args.command == "gateway":
+        from dataflows.gateway import load_settings, serve
+
+        serve(
+            load_settings(
+                args.config,
+                redis_url=args.redis,
+                host=args.host,
+                port=args.port,
+                public_url=args.public_url,
+                spool_dir=args.spool_dir,
             )
-            print(f"published {count} events", file=sys.stderr)
-            return 0
-        if args.command == "report":
-            from dataflows.report import command as report_command
+        )
+        return 0
+    if args.command == "_worker":
+        from dataflows.supervisor import worker_main
 
-            return report_command(args)
-        if args.command == "whatif":
-            from dataflows.whatif import command as whatif_command
+        policy = load_policy(args.config)
+        return worker_main(policy, args.addresses, args.proc_id, args.metrics_port)
+    if args.command == "demo":
+        if args.replay:
+            from dataflows.demo import run_demo
 
-            return whatif_command(args)
-        if args.command == "inspect":
-            from dataflows.inspect_cli import command as inspect_command
-
-            return inspect_command(args)
-        if args.command == "gateway":
-            from dataflows.gateway import load_settings, serve
-
-            serve(
-                load_settings(
-                    args.config,
-                    redis_url=args.redis,
-                    host=args.host,
-                    port=args.port,
-                    public_url=args.public_url,
-                    spool_dir=args.spool_dir,
-                )
+            return run_demo(
+                prospects=args.prospects, seed=args.seed, config=args.config, out_dir=args.out
             )
-            return 0
-        if args.command == "_worker":
-            from dataflows.supervisor import worker_main
+        from dataflows.demo_live import run_live_demo
 
-            policy = load_policy(args.config)
-            return worker_main(policy, args.addresses, args.proc_id, args.metrics_port)
-        if args.command == "demo":
-            if args.replay:
-                from dataflows.demo import run_demo
-
-                return run_demo(
-                    prospects=args.prospects, seed=args.seed, config=args.config, out_dir=args.out
-                )
-            from dataflows.demo_live import run_live_demo
-
-            return run_live_demo(
-                prospects=args.prospects,
-                seed=args.seed,
-                seconds=args.seconds,
-                config=args.config,
-                out_dir=args.out,
-            )
-    except TouchflowError as exc:
-        print(f"touchflow: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:
-        name = exc.filename if exc.filename is not None else ""
-        print(f"touchflow: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except ValueError as exc:
-        print(f"touchflow: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return run_live_demo(
+            prospects=args.prospects,
+            seed=args.seed,
+            seconds=args.seconds,
+            config=args.config,
+            out_dir=args.out,
+        )
     return EXIT_USAGE
 
 
