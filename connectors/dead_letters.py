@@ -11,10 +11,10 @@ from typing import Any
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from connectors.effects import Ack
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.retry import retrying
-from operators.logic import Ack
 from operators.records import DeadLetter
 
 # A rejected live input: the dead letter and the stream entry to acknowledge (None for a timer

@@ -38,11 +38,11 @@ from typing import Any, Final
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from connectors.effects import Ack, Effects
 from connectors.identity import DEFAULT_DEDUPE_S, index_profiles
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.retry import retrying
-from operators.logic import Ack, Effects
 from operators.records import ENCODER, Command
 
 log = logging.getLogger(__name__)

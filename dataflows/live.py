@@ -24,11 +24,11 @@ from connectors.redis_client import (
 from connectors.redis_sink import CommitSink
 from connectors.redis_source import Entry, RedisEventSource, SourceSettings
 from connectors.trim import trim_events, trim_outputs
+from dataflows.live_logic import Evict, LiveProspectLogic, Wake
 from dataflows.outreach import LiveDecoded, build_flow, decode_live_batch
 from operators.engine import Engine
 from operators.events import Event, event_type
 from operators.intake import EventReader
-from operators.logic import Evict, LiveProspectLogic, Wake
 from operators.policy import Policy
 from operators.residency import Residency
 

@@ -18,10 +18,11 @@ from bytewax.outputs import Sink
 
 from connectors.files import RawLine
 from connectors.redis_source import TICK_ID, WAKE_PREFIX, Entry
+from dataflows.live_logic import LiveInput, Wake
 from operators.engine import Engine
 from operators.events import Event
 from operators.intake import EventReader
-from operators.logic import LiveInput, ProspectLogic, Wake
+from operators.logic import ProspectLogic
 from operators.records import DeadLetter, dead_letter
 from operators.state import ProspectState
 

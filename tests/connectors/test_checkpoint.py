@@ -108,9 +108,9 @@ def test_a_prospect_back_before_its_checkpoint_resumes_from_the_unwritten_state(
 ) -> None:
     """It left the worker (idle) while its newest state waited for the next checkpoint: the
     store must take that state from the commit sink, not the older one in Redis."""
+    from connectors.effects import Effects
     from connectors.redis_client import client
     from connectors.redis_sink import CommitSink
-    from operators.logic import Effects
 
     redis_client.set(KEYS.state("p"), encode_state(ProspectState(prospect="p", seq=1)))
     sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)

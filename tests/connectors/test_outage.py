@@ -27,6 +27,7 @@ from redis.exceptions import (
 
 from connectors.checkpoint import StateStore
 from connectors.dead_letters import DeadLetterSink
+from connectors.effects import Effects
 from connectors.health import HEALTH
 from connectors.keys import Keys
 from connectors.metrics import Metrics
@@ -34,7 +35,6 @@ from connectors.redis_client import client, is_refusal, refusal
 from connectors.redis_server import EmbeddedRedis
 from connectors.redis_sink import CommitSink
 from connectors.retry import retrying
-from operators.logic import Effects
 from operators.records import Command, Context, DeadLetter
 from operators.state import ProspectState, encode_state
 

@@ -14,12 +14,12 @@ import msgspec
 import pytest
 import redis
 
+from connectors.effects import Effects
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.redis_client import client
 from connectors.redis_server import EmbeddedRedis
 from connectors.redis_sink import CommitSink
-from operators.logic import Effects
 from operators.records import Command, Context
 from operators.state import ProspectState, encode_state
 

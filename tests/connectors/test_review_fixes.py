@@ -10,12 +10,12 @@ import redis
 
 from connectors.checkpoint import StateStore
 from connectors.dead_letters import DeadLetterSink
+from connectors.effects import Effects
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.redis_client import client
 from connectors.redis_sink import CommitSink
 from connectors.redis_source import WAKE_PREFIX, RedisEventSource, SourceSettings
-from operators.logic import Effects
 from operators.records import DeadLetter
 from operators.state import ProspectState, decode_state, encode_state
 

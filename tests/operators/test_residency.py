@@ -6,13 +6,13 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataflows.live_logic import Evict, LiveProspectLogic
 from operators.engine import Engine
 from operators.events import decode_event
-from operators.logic import Evict, LiveProspectLogic
 from operators.policy import load_policy
 from operators.residency import Residency
 from operators.state import ProspectState, encode_state
-from tests.operators.test_live_logic import DictLoader
+from tests.dataflows.test_live_logic import DictLoader
 
 ENGINE = Engine(load_policy())
 

@@ -16,9 +16,10 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.effects import Effects
+from dataflows.live_logic import LiveInput, LiveProspectLogic, Wake
 from operators.engine import Engine
 from operators.events import Event, decode_event
-from operators.logic import Effects, LiveInput, LiveProspectLogic, Wake
 from operators.policy import load_policy
 from operators.records import Command
 from operators.state import ProspectState, decode_state, encode_state
