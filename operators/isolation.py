@@ -37,7 +37,7 @@ def apply_isolated(
         out.extend(engine.apply(state, event))
         return True
     except Exception:
-        _restore(state, before)
+        restore(state, before)
         del out[mark:]
     # Again step by step, to tell a failing timer (dropped) from a failing event (rejected).
     fire_due_isolated(engine, state, to_ms(event.ts), out, dead)
@@ -48,9 +48,9 @@ def apply_isolated(
         if ts is not None:
             engine.handle(state, event, ts, out)
     except Exception as exc:
-        _restore(state, before)
+        restore(state, before)
         del out[mark:]
-        dead.append(DeadLetter(event=_JSON.encode(event).decode(), reason=_failed("event", exc)))
+        dead.append(rejected(event, exc))
         return False
     return True
 
@@ -65,13 +65,18 @@ def fire_due_isolated(
         try:
             engine.fire_next(state, out)
         except Exception as exc:
-            _restore(state, before)
+            restore(state, before)
             del out[mark:]
             for item in engine.drop_next(state):
                 dead.append(DeadLetter(event=_describe(state, item), reason=_failed("timer", exc)))
 
 
-def _restore(state: ProspectState, encoded: bytes) -> None:
+def rejected(event: Event, exc: Exception) -> DeadLetter:
+    """The dead letter of an event whose rules raised: the event as JSON, the exception named."""
+    return DeadLetter(event=_JSON.encode(event).decode(), reason=_failed("event", exc))
+
+
+def restore(state: ProspectState, encoded: bytes) -> None:
     """Put `state` back in place (callers hold references to this very object)."""
     saved = decode_state(encoded)
     for name in _FIELDS:

@@ -13,21 +13,14 @@ raises, it is put back, the timers are fired one at a time (a timer that raises 
 the event alone goes to the dead letters. A rejected event is not shown to the tally.
 """
 
-from typing import Final
-
-import msgspec
-
 from operators.emit import Out
 from operators.engine import Engine
 from operators.events import Event
-from operators.isolation import fire_due_isolated
+from operators.isolation import fire_due_isolated, rejected, restore
 from operators.records import DeadLetter
 from operators.scorecard import ProspectFacts, Tally
-from operators.state import ProspectState, decode_state, encode_state
+from operators.state import ProspectState, encode_state
 from operators.timeutil import to_ms
-
-_JSON: Final = msgspec.json.Encoder()
-_FIELDS: Final = ProspectState.__struct_fields__
 
 
 def apply_scored(
@@ -52,7 +45,7 @@ def apply_scored(
         split = len(out)
         engine.handle(state, event, ts, out)
     except Exception:
-        _restore(state, before)
+        restore(state, before)
         del out[mark:]
     else:
         _feed(tally, facts, out, mark, split, event, ts)
@@ -66,10 +59,10 @@ def apply_scored(
         if admitted is not None:
             engine.handle(state, event, admitted, out)
     except Exception as exc:
-        _restore(state, before)
+        restore(state, before)
         del out[split:]
         tally.outputs(facts, out[mark:])
-        dead.append(DeadLetter(event=_JSON.encode(event).decode(), reason=_failed(exc)))
+        dead.append(rejected(event, exc))
         return False
     if admitted is None:
         tally.outputs(facts, out[mark:])
@@ -109,15 +102,3 @@ def _feed(
     tally.event(facts, event, ts)
     if len(out) > split:
         tally.outputs(facts, out[split:])
-
-
-def _restore(state: ProspectState, encoded: bytes) -> None:
-    """Put `state` back in place (callers hold references to this very object)."""
-    saved = decode_state(encoded)
-    for name in _FIELDS:
-        setattr(state, name, getattr(saved, name))
-
-
-def _failed(exc: Exception) -> str:
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return f"event raised {type(exc).__name__}: {text}; rejected, prospect state unchanged"
