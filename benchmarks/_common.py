@@ -106,6 +106,24 @@ def print_json(result: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+def print_result(result: dict[str, Any], title: str, *, as_json: bool) -> None:
+    """A script's result: one JSON object, or a two-column table of its flat measures."""
+    if as_json:
+        print_json(result)
+        return
+    rows = [(key, value) for key, value in result.items() if key != "machine"]
+    print_table(title, ["measure", "value"], rows)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a child's metrics endpoint)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A small rich table on stdout (the human-readable mode; --json prints JSON instead)."""
     from rich.console import Console

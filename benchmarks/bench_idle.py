@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,12 +38,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _percent(pids: list[int], seconds: float) -> list[float]:
     before = [cpu_seconds(p) for p in pids]
     time.sleep(seconds)
@@ -57,7 +50,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     server.start()
     log = (work / "run.log").open("ab")
     cmd = [sys.executable, "-m", "dataflows.cli", "run", "--redis", server.url]
-    flow = subprocess.Popen([*cmd, "--metrics-port", str(_free_port())], stdout=log, stderr=log)
+    flow = subprocess.Popen(
+        [*cmd, "--metrics-port", str(_common.free_port())], stdout=log, stderr=log
+    )
     idle = subprocess.Popen(
         [sys.executable, __file__, "--child-noop", str(args.settle + args.seconds + 5)]
     )
@@ -127,12 +122,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
     parser.add_argument("--settle", type=float, default=8.0, help="after start, before measuring")
     args = parser.parse_args()
-    result = measure(args)
-    if args.json:
-        _common.print_json(result)
-        return
-    rows = [(key, value) for key, value in result.items() if key != "machine"]
-    _common.print_table("idle live flow", ["measure", "value"], rows)
+    _common.print_result(measure(args), "idle live flow", as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     config.write_text(CONFIG.format(idle=args.idle_evict))
     server = EmbeddedRedis(data_dir=work / "redis")
     server.start()
-    port = _free_port()
+    port = _common.free_port()
     log = (work / "run.log").open("ab")
     cmd = [
         sys.executable,
@@ -211,14 +211,6 @@ def _wait_listening(port: int, flow: subprocess.Popen[bytes], timeout: float = 6
     raise RuntimeError(msg)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -226,12 +218,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=15_000.0, help="events per second")
     parser.add_argument("--idle-evict", type=int, default=5, help="streams.idle_evict_seconds")
     args = parser.parse_args()
-    result = measure(args)
-    if args.json:
-        _common.print_json(result)
-        return
-    rows = [(key, value) for key, value in result.items() if key != "machine"]
-    _common.print_table("live worker memory over distinct prospects", ["measure", "value"], rows)
+    _common.print_result(
+        measure(args), "live worker memory over distinct prospects", as_json=args.json
+    )
 
 
 if __name__ == "__main__":
