@@ -258,6 +258,9 @@ class Streams(_Config, frozen=True):
     retention_hours: PositiveHourSpan = 168
     # How often the consumer lag is read and the streams are trimmed.
     housekeeping_seconds: Annotated[int, Meta(ge=1, le=3_600)] = 5
+    # Keep the scorecard's counts live (CONTRACT.md section 8, `report --redis`); false saves
+    # the flow the counting, and `report --redis` then says the deployment keeps no scorecard.
+    scorecard: bool = True
 
     def __post_init__(self) -> None:
         if 0 < self.idle_evict_seconds < 5:
