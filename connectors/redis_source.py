@@ -43,6 +43,13 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from connectors.keys import Keys
+from connectors.new_entries import (
+    NO_EVENT_FIELD,
+    NewEntries,
+    parse_read,
+    raw_reply,
+    read_command,
+)
 from connectors.redis_client import is_refusal
 
 log = logging.getLogger(__name__)
@@ -54,9 +61,6 @@ WAKE_PREFIX: Final = b"wake:"
 # A tick: no input, only a turn of the decode step while the stream is quiet (it sweeps idle
 # prospects out of memory; see `operators.residency`). One per timer poll.
 TICK_ID: Final = b"tick"
-# What `_event_field` returns for an entry without an `event` field (compared by identity: a
-# value read from Redis is always a new object).
-NO_EVENT_FIELD: Final = b"\x00no event field"
 
 # An empty read polls again after 2 ms, then after twice as long each time the stream stays
 # quiet, up to 20 ms: a busy stream is read every 2 ms (trigger latency), an idle flow wakes ~50
@@ -64,12 +68,11 @@ NO_EVENT_FIELD: Final = b"\x00no event field"
 _IDLE_POLL_MS: Final = 2
 _IDLE_POLL_MAX_MS: Final = 20
 _SUSPECT_POLL: Final = timedelta(milliseconds=20)
-_CLOCK_EVERY_S: Final = 30.0
 # One suspect in a cluster at a time: its shard takes `suspect_lock` this long before handing it,
 # so the other processes, which look at the lock every timer poll, pause first. The lock expires
 # by itself should its holder's shard never come back.
 _CLAIM_WAIT_S: Final = 0.5
-_LOCK_TTL_S: Final = 600  # how often the offset to Redis's clock is measured again
+_LOCK_TTL_S: Final = 600
 _MAX_BACKOFF_S: Final = 2.0
 
 
@@ -83,97 +86,9 @@ class SourceSettings:
     claim_every_ms: int = 10_000
     timers_every_ms: int = 250
     ticks: bool = False  # a `TICK_ID` item per timer poll, for steps that act while quiet
-
-
-class _NewEntries:
-    """New entries of every shard a worker reads, fetched in one round trip.
-
-    Bytewax polls a worker's partitions one after another; with an XREADGROUP round trip each,
-    those waits were a third of the worker's time at 5k events/s on two busy cores. Here the
-    first partition polled reads for every shard past its backlog that has nothing waiting (one
-    pipeline of XREADGROUPs, each shard under its own consumer name), and the others take what
-    was read for them. Entries waiting here are already delivered: if the process dies, they are
-    in their shard's pending list and come back as backlog. Its client must not retry on its
-    own: a pipeline re-sent after a lost reply would read past the entries Redis delivered.
-    """
-
-    def __init__(self, client: redis.Redis, keys: Keys, count: int) -> None:
-        self._r: Any = client
-        self._keys = keys
-        self._count = count
-        self._live: set[int] = set()
-        self._read: dict[int, list[tuple[bytes, bytes | None]] | Exception] = {}
-        self._sent_at: dict[int, int] = {}  # per shard: Redis time (ms) its read was sent
-        self._offset_ms = 0  # Redis's clock minus the worker's
-        self._offset_at = float("-inf")
-        self._partitions = 0
-        # The shard whose suspect entry is in flight alone: every other shard waits for it.
-        self.suspect_shard: int | None = None
-
-    def join(self, shard: int) -> None:
-        """The shard's backlog is done: its new entries come from here."""
-        self._live.add(shard)
-
-    def leave(self, shard: int) -> None:
-        """The shard reads its backlog again; what was read for it is pending, so dropped."""
-        self._live.discard(shard)
-        self._read.pop(shard, None)
-        self._sent_at.pop(shard, None)
-
-    def redis_ms(self) -> int:
-        """Redis's clock now, from the worker's and an offset measured every 30 s."""
-        now = time.monotonic()
-        if now - self._offset_at >= _CLOCK_EVERY_S:
-            seconds, micros = self._r.time()
-            self._offset_ms = (
-                int(seconds) * 1000 + int(micros) // 1000 - time.time_ns() // 1_000_000
-            )
-            self._offset_at = now
-        return time.time_ns() // 1_000_000 + self._offset_ms
-
-    def take(self, shard: int) -> tuple[list[tuple[bytes, bytes | None]], int]:
-        """What was read for `shard` (reading for every live shard if needed), and the Redis
-        time that read was sent: every entry appended before it is in the reply."""
-        if shard not in self._read:
-            self._fill()
-        got = self._read.pop(shard, [])
-        sent_at = self._sent_at.pop(shard, 0)
-        if isinstance(got, Exception):
-            raise got
-        return got, sent_at
-
-    def _fill(self) -> None:
-        # An empty reply held for a shard delivered nothing: read that shard again too, so its
-        # watermark and its next entries are not those of an old read.
-        for shard in [s for s, got in self._read.items() if got == []]:
-            del self._read[shard]
-        shards = sorted(s for s in self._live if s not in self._read)
-        keys = self._keys
-        pipe = self._r.pipeline(transaction=False)
-        for shard in shards:
-            pipe.execute_command(*_read_command(keys, shard, self._count, b">"))
-        sent_at = self.redis_ms()
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            # Redis may have run the reads and the replies were lost: every shard in this
-            # pipeline must look for its entries in its pending list (see `_ShardPartition`).
-            replies = [exc] * len(shards)
-        for shard, reply in zip(shards, replies, strict=True):
-            self._read[shard] = reply if isinstance(reply, Exception) else _parse_read(reply)
-            self._sent_at[shard] = sent_at
-
-    def attach(self) -> None:
-        self._partitions += 1
-
-    def detach(self, shard: int) -> None:
-        """A partition closed; the last one closes the client."""
-        self.leave(shard)
-        if self.suspect_shard == shard:
-            self.suspect_shard = None
-        self._partitions -= 1
-        if self._partitions == 0:
-            self._r.close()
+    # A quiet worker alone in its cluster waits this long in Redis for new entries instead of
+    # polling on a grid (0: always poll; see `connectors.new_entries`).
+    block_ms: int = 0
 
 
 class _ShardPartition(StatefulSourcePartition[Entry, None]):
@@ -184,7 +99,7 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         shard: int,
         settings: SourceSettings,
         stopping: Callable[[], bool],
-        new_entries: _NewEntries,
+        new_entries: NewEntries,
     ) -> None:
         # redis-py types replies as unions over every protocol/decoding mode; this client always
         # returns RESP2 bytes, so its replies are handled as plain data.
@@ -235,6 +150,8 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         if self._quiet is False:  # input was read: poll again at once
             self._awake = None
             self._idle_ms = 0
+        elif self._new.waits:  # the next read waits in Redis: no grid needed
+            self._awake = None
         elif self._awake is None:  # wake-ups and ticks alone do not count as input
             self._idle_ms = min(_IDLE_POLL_MAX_MS, max(_IDLE_POLL_MS, self._idle_ms * 2))
             self._awake = _on_grid(self._idle_ms)
@@ -305,8 +222,8 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         return out
 
     def _xreadgroup(self, cursor: bytes) -> list[tuple[bytes, bytes | None]]:
-        command = _read_command(self._keys, self._shard, self._settings.batch_size, cursor)
-        return _parse_read(self._r.execute_command(*command))
+        command = read_command(self._keys, self._shard, self._settings.batch_size, cursor)
+        return parse_read(self._r.execute_command(*command))
 
     def _read_backlog(self) -> list[Entry]:
         """Entries delivered to this shard's consumer before but never acknowledged."""
@@ -455,40 +372,6 @@ def _entry_ms(entry_id: bytes) -> int:
     return int(entry_id.split(b"-", 1)[0])
 
 
-def _read_command(keys: Keys, shard: int, count: int, cursor: bytes) -> tuple[Any, ...]:
-    """XREADGROUP of one shard under its own consumer name, from `cursor` (b">": new entries)."""
-    return (
-        "XREADGROUP", "GROUP", keys.group, keys.consumer(shard),
-        "COUNT", count, "STREAMS", keys.events(shard), cursor,
-    )  # fmt: skip
-
-
-def _parse_read(reply: Any) -> list[tuple[bytes, bytes | None]]:
-    """A one-stream XREADGROUP reply, parsed here: (entry id, event or None if deleted).
-
-    The clients' reply parsing for this command is switched off (see `_raw`): redis-py turns each
-    entry into a dict, which costs more per entry than everything else the source does.
-    """
-    if not reply:
-        return []
-    return [(entry_id, _event_field(fields)) for entry_id, fields in reply[0][1]]
-
-
-def _event_field(fields: list[bytes] | None) -> bytes | None:
-    """The `event` field of a raw stream entry ([field, value, ...]); `NO_EVENT_FIELD` if it
-    has none, None if the entry was deleted."""
-    if fields is None:
-        return None
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] == b"event":
-            return fields[i + 1]
-    return NO_EVENT_FIELD
-
-
-def _raw(response: Any, **_options: Any) -> Any:
-    return response
-
-
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
     """Create the consumer group (and the stream) if missing; reading starts at the beginning."""
     try:
@@ -516,7 +399,7 @@ class RedisEventSource(FixedPartitionedSource[Entry, None]):
         self._keys = keys
         self._settings = settings or SourceSettings()
         self._stopping = stopping
-        self._readers: dict[int, _NewEntries] = {}
+        self._readers: dict[int, NewEntries] = {}
 
     def list_parts(self) -> list[str]:
         return [str(n) for n in range(self._keys.shards)]
@@ -525,8 +408,12 @@ class RedisEventSource(FixedPartitionedSource[Entry, None]):
         new_entries = self._readers.get(threading.get_ident())  # one per worker thread
         if new_entries is None:
             reader = self._make_reader_client()
-            reader.set_response_callback("XREADGROUP", _raw)
-            new_entries = _NewEntries(reader, self._keys, self._settings.batch_size)
+            reader.set_response_callback("XREADGROUP", raw_reply)
+            reader.set_response_callback("XREAD", raw_reply)
+            settings = self._settings
+            new_entries = NewEntries(
+                reader, self._keys, settings.batch_size, block_ms=settings.block_ms
+            )
             self._readers[threading.get_ident()] = new_entries
         return _ShardPartition(
             self._client(), self._keys, int(for_part), self._settings, self._stopping, new_entries
@@ -534,5 +421,5 @@ class RedisEventSource(FixedPartitionedSource[Entry, None]):
 
     def _client(self) -> redis.Redis:
         client = self._make_client()
-        client.set_response_callback("XREADGROUP", _raw)  # parsed by `_parse_read`
+        client.set_response_callback("XREADGROUP", raw_reply)  # parsed by `_parse_read`
         return client
