@@ -20,7 +20,8 @@ from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.facts import FactHandlers
 from operators.order import next_index
 from operators.policy import Policy
-from operators.rules import QUIET_HOURS, Rules
+from operators.records import ChannelChoice
+from operators.rules import QUIET_HOURS, ChannelChooser, Rules
 from operators.sequences import ESCALATE_PHONE, ESCALATE_SMS, Sequencer
 from operators.state import (
     AUTO,
@@ -68,7 +69,6 @@ class Engine(FactHandlers, Emitter):
         self._pricing = tuple(CHANNEL_INDEX[c] for c in trig.pricing_page)
         self._proposal = tuple(CHANNEL_INDEX[c] for c in trig.proposal_view)
         self._pricing_path = trig.pricing_path
-        self._auto_order = tuple(CHANNEL_INDEX[c] for c in policy.requests.auto_order)
         self._sms = CHANNEL_INDEX["sms"]
         orch = policy.orchestration
         self._step_defer_ms = orch.step_max_defer_hours * HOUR_MS
@@ -81,6 +81,7 @@ class Engine(FactHandlers, Emitter):
         self._ctx_pages = lim.context_pages
         self.sequencer = Sequencer(policy, self._decide, self._record)
         self._pref = policy.preference
+        self.chooser = ChannelChooser(self.rules)
         self._fatigue = policy.fatigue
         self._handlers: dict[type, Callable[[ProspectState, Any, int, int, list[Out]], None]] = {
             ev.Profile: self._profile,
@@ -265,7 +266,8 @@ class Engine(FactHandlers, Emitter):
             return
         s.engaged_at = max(s.engaged_at, ts)
         s.responded_at = max(s.responded_at, ts)
-        self._answered(s, ch, ts)
+        # Where they answer is where they want to be reached (issue 15), unless it is to object.
+        self._answered(s, ch, ts, chosen=e.sentiment != "negative")
         self.sequencer.exit_all(s, now, out)  # any real reply ends every sequence
         if e.sentiment == "negative":
             s.negative_until = max(s.negative_until, now + self.rules.negative_ms)
@@ -343,37 +345,27 @@ class Engine(FactHandlers, Emitter):
         out: list[Out],
         template: str | None = None,
     ) -> str:
-        """`auto`: the first allowed channel in preference order, the next allowed as backup."""
-        verdicts: list[tuple[int, str | None, int | None]] = []
-        allowed: list[int] = []
-        for ch in self._channel_order(s):  # stop at a channel and its backup
-            rule, retry = self.rules.verdict(s, ch, now, flags)
-            verdicts.append((ch, rule, retry))
-            if rule is None:
-                allowed.append(ch)
-                if len(allowed) == 2:
-                    break
-        if allowed:
-            backup = CHANNELS[allowed[1]] if len(allowed) > 1 else None
-            self._send(s, allowed[0], reason, topic, backup, cause, now, out, template)
+        """`auto`: send on the channel `ChannelChooser.pick` picks, wait for a better one
+        (`preference.wait`), or hold on the one that clears soonest; each record says which
+        evidence chose the channel (`ChannelChoice`)."""
+        p = self.chooser.pick(s, flags, first, now)
+        if p.action == "send":
+            backup = CHANNELS[p.backup] if p.backup != AUTO else None
+            self._send(s, p.channel, reason, topic, backup, cause, now, out, template, p.choice)
             return "sent"
-        waiting = [(retry, ch, rule) for ch, rule, retry in verdicts if retry is not None]
-        held = verdicts[0]  # nothing will clear by itself: block on the first channel's rule
-        if waiting:
-            retry, ch, rule = min(waiting, key=_first)  # soonest to clear; ties: preferred
-            held = (ch, rule, retry)
-        held_on, held_by, held_until = held
-        assert held_by is not None  # no channel was allowed, so each has a rule
+        assert p.rule is not None
+        if p.action == "wait":
+            assert p.retry is not None
+            add_pending(s, (p.retry, AUTO, reason, topic, cause, flags | FLAG_HELD, first))
+            self._emit_decision(
+                s, now, CHANNELS[p.channel], reason, "deferred", out,
+                rule=p.rule, until=p.retry, choice=p.choice,
+            )  # fmt: skip
+            return "deferred"
         return self._hold(
-            s, AUTO, held_on, held_by, held_until, reason, topic, cause, flags, first, now, out
-        )
-
-    def _channel_order(self, s: ProspectState) -> tuple[int, ...]:
-        """Best channel first: the prospect's own words, then what their answers taught us
-        (a Beta posterior per channel from their segment's prior), ties by `auto_order`."""
-        learned = preference.ranked(s.answers, s.segment, self._pref, self._auto_order)
-        order = preference.apply_stances(learned, s.only, s.prefer, s.avoid)
-        return order or self._auto_order
+            s, AUTO, p.channel, p.rule, p.retry, reason, topic, cause, flags, first, now, out,
+            p.choice,
+        )  # fmt: skip
 
     def _hold(
         self,
@@ -389,6 +381,7 @@ class Engine(FactHandlers, Emitter):
         first: int,
         now: int,
         out: list[Out],
+        choice: ChannelChoice | None = None,
     ) -> str:
         """Defer (quiet hours always; caps and gap for deferrable touches) or block."""
         deferrable = rule == QUIET_HOURS or (
@@ -399,10 +392,10 @@ class Engine(FactHandlers, Emitter):
             item: Pending = (retry, pending_ch, reason, topic, cause, flags | FLAG_HELD, first)
             add_pending(s, item)
             self._emit_decision(
-                s, now, CHANNELS[ch], reason, "deferred", out, rule=rule, until=retry
+                s, now, CHANNELS[ch], reason, "deferred", out, rule=rule, until=retry, choice=choice
             )
             return "deferred"
-        self._emit_decision(s, now, CHANNELS[ch], reason, "blocked", out, rule=rule)
+        self._emit_decision(s, now, CHANNELS[ch], reason, "blocked", out, rule=rule, choice=choice)
         return "blocked"
 
     def _send(
@@ -416,19 +409,18 @@ class Engine(FactHandlers, Emitter):
         now: int,
         out: list[Out],
         template: str | None = None,
+        choice: ChannelChoice | None = None,
     ) -> None:
         """Emit the command and reserve the touch at once (rule 5: counted from emission)."""
-        cid = self._emit_command(s, now, CHANNELS[ch], reason, topic, backup, cause, out, template)
+        cid = self._emit_command(
+            s, now, CHANNELS[ch], reason, topic, backup, cause, out, template, choice
+        )
         touches = s.touches or []
         touches.append((now, ch, command_key(cid), topic))
         s.touches = touches
         self._prune(s, now)
         tracked = preference.track_touch(s.open_touches, s.answers, ch, now, self._pref)
         self._learned(s, tracked)
-
-
-def _first(item: tuple[int, int, str | None]) -> int:
-    return item[0]
 
 
 def url_path(url: str) -> str:

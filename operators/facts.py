@@ -108,13 +108,14 @@ class FactHandlers:
 
         As a click is: engagement and response (step conditions, the sms follow-up of an opened
         email is not sent), a hit for chat in the learned preference (a chat touch awaiting an
-        answer is credited) and fatigue relief. It sends nothing: rule 12 names no trigger for
+        answer is credited; with none, the prospect chose chat: `chosen_weight`) and fatigue
+        relief. It sends nothing: rule 12 names no trigger for
         it (rule 4 only makes a touch answering it exempt from rule 3), and it ends no
         sequence (rule 10: a reply does; the chat's first message arrives as `replied` chat).
         """
         s.engaged_at = max(s.engaged_at, ts)
         s.responded_at = max(s.responded_at, ts)
-        self._answered(s, _CHAT, ts)
+        self._answered(s, _CHAT, ts, chosen=True)
         self.sequencer.responded(s)
 
     def _content_download(
@@ -213,9 +214,15 @@ class FactHandlers:
 
     # -- learning from answers ------------------------------------------------------------------
 
-    def _answered(self, s: ProspectState, ch: int, ts: int) -> None:
-        """An open, click, reply or answered call: credit the open touch, relieve fatigue."""
-        tracked = preference.track_response(s.open_touches, s.answers, ch, ts, self._pref)
+    def _answered(self, s: ProspectState, ch: int, ts: int, *, chosen: bool = False) -> None:
+        """An open, click, reply or answered call: credit the open touch, relieve fatigue.
+
+        `chosen`: the prospect picked the channel themselves (a reply, a chat they opened), so
+        with no touch of ours open there it is still evidence for it (issue 15).
+        """
+        tracked = preference.track_response(
+            s.open_touches, s.answers, ch, ts, self._pref, chosen=chosen
+        )
         self._learned(s, tracked)
         s.fatigue = fatigue.on_engagement(s.fatigue, ts, self._fatigue)
 

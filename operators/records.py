@@ -7,7 +7,7 @@ byte-identical run to run and external tools read these records.
 from typing import Final, Literal
 
 import msgspec
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 OutChannel = Literal["email", "sms", "phone", "chat", "linkedin", "rep"]
 Action = Literal["send", "call", "chat_invite", "handoff"]
@@ -38,13 +38,41 @@ class LastReply(Struct, frozen=True, gc=False):
     text: str | None
 
 
+class ChannelChoice(Struct, frozen=True, gc=False):
+    """Why an `auto` request or `preferred` step went to (or waits for) its channel (issue 15).
+
+    `basis`: `stance.only` / `stance.prefer` (the prospect said so), `evidence` (their own
+    answers and choices put it first), `segment` (their segment's prior alone does), `fallback`
+    (a better channel is held now by rule `held`); on a `preference.wait` record, `held` is the
+    rule the awaited channel waits out. `estimate` is the channel's posterior answer rate,
+    `prior` its segment prior, `hits` / `misses` our touches answered or not, `weight` the
+    behavioural evidence in hits (fast answers, channels the prospect chose), `ranking` every
+    candidate channel, best first.
+    """
+
+    basis: str
+    segment: str | None
+    estimate: float
+    prior: float
+    hits: int
+    misses: int
+    weight: float
+    ranking: list[str]
+    held: str | None = None
+
+
 class Context(Struct, frozen=True, gc=False):
-    """Cross-channel memory for the message writer (contract: touches, clicks, last_reply)."""
+    """Cross-channel memory for the message writer (contract: touches, clicks, last_reply).
+
+    `preference` is only on the commands whose channel the engine chose (`auto`, `preferred`);
+    unset, it is left out of the JSON, so every other command's bytes are as before.
+    """
 
     touches: list[RecentTouch]
     clicks: list[str]
     last_reply: LastReply | None
     pages: list[str] = []  # recent page views (an addition to the contract's minimum)
+    preference: ChannelChoice | UnsetType = UNSET  # why this channel (addition, issue 15)
 
 
 class Command(Struct, frozen=True, gc=False):
@@ -73,6 +101,9 @@ class Decision(Struct, frozen=True, gc=False):
     rule: str | None = None
     until: str | None = None
     command: str | None = None
+    # Why the engine chose (or waits for) this channel: only on `auto`/`preferred` decisions,
+    # left out of the JSON otherwise (addition, issue 15).
+    preference: ChannelChoice | UnsetType = UNSET
 
 
 class DeadLetter(Struct, frozen=True, gc=False):

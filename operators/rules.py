@@ -5,13 +5,15 @@ policy is compiled once into flat tuples indexed by channel, rule names are buil
 check is a few integer comparisons over a history that holds a handful of touches.
 """
 
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
-from operators import fatigue
+from operators import fatigue, preference
+from operators.emit import channel_choice
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy
 from operators.quiet_hours import next_allowed, phone_zones, seconds_of_day
-from operators.state import AUTO, FLAG_EXEMPT, FLAG_TRANSACTIONAL, ProspectState
+from operators.records import ChannelChoice
+from operators.state import AUTO, FLAG_DEFERRABLE, FLAG_EXEMPT, FLAG_TRANSACTIONAL, ProspectState
 from operators.timeutil import DAY_MS, HOUR_MS
 
 QUIET_HOURS: Final = "quiet_hours"
@@ -184,3 +186,117 @@ class Rules:
     def _quiet_opening(self, state: ProspectState, now: int) -> int | None:
         start_s, end_s = self.quiet_regions.get(state.region or "", self.quiet_default)
         return next_allowed(now, self.zones(state), start_s, end_s)
+
+
+# -- `auto` touches: which channel, or wait for a better one --------------------------------------
+
+
+class ChannelVerdict(NamedTuple):
+    """One candidate channel of an `auto` touch: the rule holding it now (None: allowed) and
+    when it could pass (None: not by itself)."""
+
+    channel: int
+    rule: str | None
+    retry: int | None
+
+
+class Pick(NamedTuple):
+    """What an `auto` touch does now: `send` on `channel` (with `backup`, AUTO if none);
+    `wait` for `channel` until `retry` (rule `preference.wait`); or `hold` on `channel`, the
+    first to clear (`rule`, `retry`; retry None: it will not clear by itself)."""
+
+    action: Literal["send", "wait", "hold"]
+    channel: int
+    backup: int
+    rule: str | None
+    retry: int | None
+    choice: ChannelChoice
+
+
+class ChannelChooser:
+    """The channel of an `auto` request or `preferred` step (issue 15): the prospect's stances,
+    then the learned ranking (`operators.preference`), then what the rules allow now; waiting for
+    the best channel when it opens soon and is clearly better than what is allowed now."""
+
+    def __init__(self, rules: Rules) -> None:
+        policy = rules.policy
+        self.rules = rules
+        self.pref = policy.preference
+        self.auto_order = tuple(CHANNEL_INDEX[c] for c in policy.requests.auto_order)
+        self.wait_ms = self.pref.wait_hours * HOUR_MS
+
+    def order(self, s: ProspectState) -> tuple[int, ...]:
+        """Best channel first: the prospect's own words, then what their answers and choices
+        taught us (a Beta posterior per channel from their segment's prior), ties by
+        `auto_order`."""
+        learned = preference.ranked(s.answers, s.segment, self.pref, self.auto_order)
+        return preference.apply_stances(learned, s.only, s.prefer, s.avoid) or self.auto_order
+
+    def pick(self, s: ProspectState, flags: int, first: int, now: int) -> Pick:
+        """The first allowed channel in `order` and the next allowed as backup, unless the best
+        is worth waiting for (`waits`); none allowed: hold on the one that clears soonest."""
+        order = self.order(s)
+        verdicts: list[ChannelVerdict] = []
+        allowed: list[int] = []
+        for ch in order:  # stop at a channel and its backup
+            rule, retry = self.rules.verdict(s, ch, now, flags)
+            verdicts.append(ChannelVerdict(ch, rule, retry))
+            if rule is None:
+                allowed.append(ch)
+                if len(allowed) == 2:
+                    break
+        best = verdicts[0]
+        if allowed and self.waits(s, best, allowed[0], flags, first):
+            why = self.choice(s, order, best.channel, best.rule)
+            return Pick("wait", best.channel, AUTO, preference.WAIT, best.retry, why)
+        if allowed:
+            backup = allowed[1] if len(allowed) > 1 else AUTO
+            why = self.choice(s, order, allowed[0], best.rule)  # rule None: sent on the best
+            return Pick("send", allowed[0], backup, None, None, why)
+        held = best  # nothing will clear by itself: block on the first channel's rule
+        waiting = [v for v in verdicts if v.retry is not None]
+        if waiting:
+            held = min(waiting, key=_retry)  # soonest to clear; ties: preferred
+        why = self.choice(s, order, held.channel, held.rule)
+        return Pick("hold", held.channel, AUTO, held.rule, held.retry, why)
+
+    def waits(
+        self, s: ProspectState, best: ChannelVerdict, now_best: int, flags: int, first: int
+    ) -> bool:
+        """Wait for the best channel, held now, rather than take `now_best`? Only for a hold
+        that clears by itself and is the channel's own (quiet hours; its cap, for a deferrable
+        touch), within `wait_hours` of the touch's first consideration (so repeated waits stay
+        bounded), and when its estimate beats `now_best`'s by `wait_min_gain` (or the prospect
+        said they prefer it)."""
+        rule = best.rule
+        if rule is None or best.retry is None or best.retry - first > self.wait_ms:
+            return False
+        own = rule == QUIET_HOURS or (flags & FLAG_DEFERRABLE and rule.startswith("cap."))
+        if not own or rule.startswith("cap.total."):
+            return False
+        est = preference.estimates(s.answers, s.segment, self.pref)
+        stated = best.channel == s.prefer
+        return preference.worth_waiting(est, best.channel, now_best, self.pref, stated=stated)
+
+    def choice(
+        self, s: ProspectState, order: tuple[int, ...], ch: int, held: str | None
+    ) -> ChannelChoice:
+        """Why `ch` (`emit.channel_choice`); `held`: the rule holding the best channel (None if
+        it is allowed now)."""
+        prior = preference.ranked(None, s.segment, self.pref, self.auto_order)
+        prior = preference.apply_stances(prior, s.only, s.prefer, s.avoid)
+        stance = None
+        if order and order[0] == ch:
+            if s.only != AUTO:
+                stance = "stance.only"
+            elif s.prefer == ch:
+                stance = "stance.prefer"
+        return channel_choice(
+            s.answers, s.segment, self.pref, ranking=order, prior_ranking=prior, channel=ch,
+            stance=stance, held=held,
+        )  # fmt: skip
+
+
+def _retry(v: ChannelVerdict) -> int:
+    assert v.retry is not None
+    return v.retry

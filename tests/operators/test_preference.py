@@ -11,13 +11,17 @@ from hypothesis import strategies as st
 from operators.events import CHANNEL_INDEX, CHANNELS, decode_event
 from operators.preference import (
     MAX_COUNT,
+    MAX_WEIGHT,
     NONE,
+    WEIGHT_UNIT,
     PreferenceConfig,
     Stats,
     apply_stances,
     attribute,
+    credit,
     default_preference_config,
     estimate,
+    evidence,
     pick,
     priors_for,
     ranked,
@@ -26,6 +30,7 @@ from operators.preference import (
     settle,
     track_response,
     track_touch,
+    worth_waiting,
 )
 from operators.timeutil import HOUR_MS
 
@@ -335,5 +340,184 @@ def test_every_touch_settles_as_exactly_one_hit_or_miss(
         a = step(a.track, a.stats, ch, now, CFG)
         touches += is_touch
     a = settle(a.track, a.stats, now + WINDOW, CFG)
-    assert sum(a.stats) == touches
+    # hits and misses (a fast answer's extra weight is kept apart, after them: issue 15)
+    assert sum(a.stats[: 2 * len(CHANNELS)]) == touches
     assert a.track[: len(CHANNELS)] == (NONE,) * len(CHANNELS)
+
+
+# -- behavioural evidence (issue 15) -------------------------------------------------------------
+
+
+def _beta_mean(prior: float, hits: float, misses: float, strength: float) -> float:
+    """The reference: Beta(prior * n + hits, (1 - prior) * n + misses), weights as hits."""
+    return (prior * strength + hits) / (strength + hits + misses)
+
+
+def _cfg(**fields: Any) -> PreferenceConfig:
+    return msgspec.structs.replace(CFG, **fields)
+
+
+def test_behaviour_weights_are_in_the_config_with_documented_defaults() -> None:
+    assert (CFG.chosen_weight, CFG.fast_answer_minutes, CFG.fast_answer_weight) == (5.0, 60, 2.0)
+    assert (CFG.wait_hours, CFG.wait_min_gain) == (12, 0.10)
+    policy = msgspec.convert(
+        {"chosen_weight": 2.5, "fast_answer_minutes": 5, "wait_hours": 0}, PreferenceConfig
+    )
+    assert (policy.chosen_weight, policy.fast_answer_minutes, policy.wait_hours) == (2.5, 5, 0)
+    with pytest.raises(msgspec.ValidationError, match="fast_answer_weight"):
+        msgspec.convert({"fast_answer_weight": 0.5}, PreferenceConfig)  # slower never counts less
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0, 2.5, 5.0, 12.0])
+@pytest.mark.parametrize("segment", ["traditional", "digital_native", None])
+def test_a_channel_the_prospect_chose_counts_chosen_weight_hits(
+    weight: float, segment: str | None
+) -> None:
+    """An inbound text while our email waits for an answer: evidence for sms, worth
+    `chosen_weight` hits, while the email stays open (it is settled on its own)."""
+    cfg = _cfg(chosen_weight=weight)
+    a = track_touch(None, None, EMAIL, T, cfg)
+    b = track_response(a.track, a.stats, SMS, T + HOUR_MS, cfg, chosen=True)
+    assert (b.hit, b.chosen) == (False, weight > 0)
+    assert b.track == a.track  # the email is still awaiting its answer
+    prior = priors_for(segment, cfg)[SMS]
+    expected = _beta_mean(prior, weight, 0, cfg.prior_strength)
+    assert estimate(b.stats, SMS, segment, cfg) == pytest.approx(expected)
+    assert estimate(b.stats, EMAIL, segment, cfg) == estimate(a.stats, EMAIL, segment, cfg)
+    assert evidence(b.stats, SMS) == (0, 0, weight)
+
+
+def test_enough_choices_move_a_channel_above_the_segments_top() -> None:
+    """A traditional prospect (email 0.52, sms 0.19) who keeps texting back ranks sms first."""
+    a = settle(None, None, T, CFG)
+    texts = 0
+    while ranked(a.stats, "traditional", CFG, AUTO_ORDER)[0] != SMS:
+        a = track_response(a.track, a.stats, SMS, T + texts * HOUR_MS, CFG, chosen=True)
+        texts += 1
+        assert texts < 10
+    prior = priors_for("traditional", CFG)
+    # the reference: the first count of choices whose Beta mean passes email's prior
+    needed = next(
+        k
+        for k in range(10)
+        if _beta_mean(prior[SMS], k * CFG.chosen_weight, 0, CFG.prior_strength) > prior[EMAIL]
+    )
+    assert texts == needed
+
+
+def test_a_response_only_following_our_message_is_no_choice() -> None:
+    """Without `chosen` (an open, a click), a response with no open touch stays no evidence."""
+    a = track_response(None, None, SMS, T, CFG)
+    assert (a.hit, a.chosen, sum(a.stats)) == (False, False, 0)
+
+
+@pytest.mark.parametrize("minutes", [0, 1, 30, 59, 60, 61, 24 * 60])
+def test_a_fast_answer_counts_fast_answer_weight_hits(minutes: int) -> None:
+    a = track_touch(None, None, SMS, T, CFG)
+    b = track_response(a.track, a.stats, SMS, T + minutes * 60_000, CFG)
+    fast = minutes < CFG.fast_answer_minutes
+    weight = CFG.fast_answer_weight - 1 if fast else 0.0
+    assert b.hit
+    assert evidence(b.stats, SMS) == (1, 0, weight)
+    prior = priors_for(None, CFG)[SMS]
+    expected = _beta_mean(prior, 1 + weight, 0, CFG.prior_strength)
+    assert estimate(b.stats, SMS, None, CFG) == pytest.approx(expected)
+
+
+def test_fast_answers_off_count_one_hit() -> None:
+    for cfg in (_cfg(fast_answer_minutes=0), _cfg(fast_answer_weight=1.0)):
+        a = track_touch(None, None, SMS, T, cfg)
+        b = track_response(a.track, a.stats, SMS, T + 1, cfg)
+        assert evidence(b.stats, SMS) == (1, 0, 0.0)
+
+
+def test_a_fast_answer_ranks_above_a_slow_one() -> None:
+    """Two channels of equal prior, each answered once: the faster answer ranks first."""
+    cfg = _cfg(priors={"default": dict.fromkeys(CHANNELS, 0.3)})
+    a = track_touch(None, None, EMAIL, T, cfg)
+    a = track_touch(a.track, a.stats, SMS, T, cfg)
+    a = track_response(a.track, a.stats, EMAIL, T + 10 * HOUR_MS, cfg)  # slow
+    a = track_response(a.track, a.stats, SMS, T + 10 * HOUR_MS + 1, cfg, chosen=True)
+    assert a.hit  # the open sms touch: a hit, not a choice
+    assert ranked(a.stats, None, cfg, (EMAIL, SMS)) == (EMAIL, SMS)  # both slow: order
+    b = track_touch(None, None, EMAIL, T, cfg)
+    b = track_touch(b.track, b.stats, SMS, T, cfg)
+    b = track_response(b.track, b.stats, EMAIL, T + 10 * HOUR_MS, cfg)  # slow
+    b = track_response(b.track, b.stats, SMS, T + 5 * 60_000, cfg)  # within minutes
+    assert ranked(b.stats, None, cfg, (EMAIL, SMS)) == (SMS, EMAIL)
+
+
+def test_stats_written_before_behaviour_keep_their_meaning() -> None:
+    """A checkpoint's `answers` without the weight tail reads as it did: the old Beta mean."""
+    old: Stats = (3, 1, 0, 4, 1, 1, 0, 0, 2, 2)
+    for ch in ALL:
+        hits, misses = old[2 * ch], old[2 * ch + 1]
+        for segment in SEGMENTS:
+            prior = priors_for(segment, CFG)[ch]
+            expected = _beta_mean(prior, hits, misses, CFG.prior_strength)
+            assert estimate(old, ch, segment, CFG) == pytest.approx(expected)
+    assert record(old, EMAIL, True) == (4, *old[1:])  # stays short until behaviour is credited
+    grown = credit(old, CHAT, 30)
+    assert grown[: len(old)] == old
+    assert evidence(grown, CHAT) == (0, 0, 3.0)
+
+
+def test_behavioural_weight_saturates_by_halving_with_the_counts() -> None:
+    s = credit((0,) * 10, SMS, 0)
+    s = record(record(s, SMS, True), SMS, False)
+    s = credit(s, SMS, MAX_WEIGHT)
+    assert evidence(s, SMS) == (1, 1, MAX_WEIGHT / WEIGHT_UNIT)
+    s = credit(s, SMS, 1)  # past the bound: hits, misses and weight halve (half up)
+    assert evidence(s, SMS) == (1, 1, (MAX_WEIGHT + 2) // 2 / WEIGHT_UNIT)
+
+
+@settings(deadline=None)
+@given(stats_st, channels, st.integers(1, 200), segments)
+def test_a_choice_never_lowers_its_channel_nor_moves_another(
+    stats: Stats, ch: int, tenths: int, segment: str | None
+) -> None:
+    after = credit(stats, ch, tenths)
+    for c in ALL:
+        before_c, after_c = estimate(stats, c, segment, CFG), estimate(after, c, segment, CFG)
+        if c == ch:
+            assert after_c >= before_c
+            assert 0 < after_c < 1
+        else:
+            assert after_c == before_c
+
+
+def test_stated_preferences_beat_any_evidence() -> None:
+    """However strongly the prospect chose sms, "no texts" removes it and "email only" wins."""
+    s: Stats | None = None
+    for i in range(20):
+        s = track_response(None, s, SMS, T + i, CFG, chosen=True).stats
+    learned = ranked(s, "traditional", CFG, AUTO_ORDER)
+    assert learned[0] == SMS
+    assert SMS not in apply_stances(learned, NONE, NONE, 1 << SMS)
+    assert apply_stances(learned, EMAIL, NONE, 0) == (EMAIL,)
+    assert apply_stances(learned, NONE, PHONE, 0)[0] == PHONE
+
+
+@pytest.mark.parametrize(("best", "now", "waits"), [(0.47, 0.34, True), (0.40, 0.38, False)])
+def test_waiting_needs_a_clear_margin_or_a_stated_preference(
+    best: float, now: float, waits: bool
+) -> None:
+    est = (now, best, 0.1, 0.1, 0.1)  # email now, sms held
+    margin = best >= now * (1 + CFG.wait_min_gain)
+    assert margin == waits
+    assert worth_waiting(est, SMS, EMAIL, CFG, stated=False) is waits
+    assert worth_waiting(est, SMS, EMAIL, CFG, stated=True) is True
+    assert worth_waiting(est, SMS, EMAIL, _cfg(wait_min_gain=0.0), stated=False) is True
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25, 1.0, 3.0])
+def test_a_miss_weighs_miss_weight_misses(weight: float) -> None:
+    cfg = _cfg(miss_weight=weight)
+    a = track_touch(None, None, SMS, T, cfg)
+    a = settle(a.track, a.stats, T + WINDOW, cfg)
+    assert evidence(a.stats, SMS) == (0, 1, 0.0)  # the count itself is one miss whatever its weight
+    prior = priors_for("digital_native", cfg)[SMS]
+    expected = _beta_mean(prior, 0, weight, cfg.prior_strength)
+    assert estimate(a.stats, SMS, "digital_native", cfg) == pytest.approx(expected)
+    if weight == 0:
+        assert estimate(a.stats, SMS, "digital_native", cfg) == pytest.approx(prior)
