@@ -1,7 +1,9 @@
 """Reading prospect state back from Redis: one key per prospect, MessagePack.
 
 Writing happens in the commit sink (`connectors.redis_sink`), together with the acknowledgements;
-this module is the read side, used the first time a worker sees a prospect.
+this module is the read side, used the first time a worker sees a prospect. With the scorecard
+on, each state comes with the prospect's facts (`connectors.scorecard_store`), read in the same
+MGET: a state written before the scorecard existed has none, and its facts start empty.
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -10,9 +12,11 @@ from typing import Any
 import msgspec
 import redis
 
+from connectors.effects import Saved
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.retry import retrying
+from operators.scorecard_facts import ProspectFacts, decode_facts
 from operators.state import ProspectState, decode_state
 
 
@@ -48,7 +52,11 @@ class StateStore:
         chunk: int = 1_000,
         keep: int = 10_000,
         unwritten: Callable[[str], bytes | None] = lambda _prospect: None,
+        saved: Callable[[str], Saved | None] | None = None,
+        facts: bool = False,
     ) -> None:
+        """`facts`: load each prospect's scorecard facts too (`take_facts`); `saved`: the
+        commit sink's unwritten state with its facts (else `unwritten`, the state alone)."""
         self._r: Any = client
         self._keys = keys
         self._metrics = metrics
@@ -56,10 +64,12 @@ class StateStore:
         self._chunk = chunk
         self._keep = keep
         self._requested: list[str] = []
-        self._loaded: dict[str, bytes | None] = {}
-        self._prefetched: dict[str, bytes | None] = {}
+        self._loaded: dict[str, Saved | None] = {}
+        self._prefetched: dict[str, Saved | None] = {}
         self._taken: set[str] = set()
-        self._unwritten = unwritten
+        self._saved = saved if saved is not None else _state_only(unwritten)
+        self._facts = facts
+        self._taken_facts: dict[str, ProspectFacts] = {}
 
     def forget(self, prospect: str) -> None:
         """The prospect left the worker: its next input loads (or prefetches) its state again."""
@@ -92,16 +102,28 @@ class StateStore:
             data = self._loaded.pop(prospect)
         self._taken.add(prospect)
         self._metrics.in_memory.inc()
-        newer = self._unwritten(prospect)
+        newer = self._saved(prospect)
         if newer is not None:
             data = newer
         if data is None:
             return None
         try:
-            return decode_state(data)
+            state = decode_state(data.state)
         except msgspec.DecodeError as exc:
             msg = f"checkpoint {self._keys.state(prospect)} is unreadable: {exc}"
             raise RuntimeError(msg) from exc
+        if data.facts is not None:
+            try:
+                self._taken_facts[prospect] = decode_facts(data.facts)
+            except msgspec.DecodeError as exc:
+                msg = f"checkpoint {self._keys.facts(prospect)} is unreadable: {exc}"
+                raise RuntimeError(msg) from exc
+        return state
+
+    def take_facts(self, prospect: str) -> ProspectFacts:
+        """The facts that came with the state `take` just returned (empty facts for a new
+        prospect, or a state written before the scorecard)."""
+        return self._taken_facts.pop(prospect, None) or ProspectFacts()
 
     def _load_requested(self, prospect: str) -> None:
         taken, loaded = self._taken, self._loaded
@@ -111,21 +133,35 @@ class StateStore:
         self._requested = []
         self._loaded.update(self._mget_all(wanted))
 
-    def _mget_all(self, prospects: list[str]) -> Iterator[tuple[str, bytes | None]]:
+    def _mget_all(self, prospects: list[str]) -> Iterator[tuple[str, Saved | None]]:
         """States from Redis, except those the commit sink holds unwritten: asked *before* the
         read, since a checkpoint finishing between the read and `take` would otherwise leave
         the older state read here as the only one (a prospect that left the worker cannot get
         a newer unwritten state meanwhile: nothing applies its events until it is taken)."""
-        state_key = self._keys.state
-        held = {p: state for p in prospects if (state := self._unwritten(p)) is not None}
+        state_key, facts_key = self._keys.state, self._keys.facts
+        held = {p: saved for p in prospects if (saved := self._saved(p)) is not None}
         if held:
             yield from held.items()
             prospects = [p for p in prospects if p not in held]
         for start in range(0, len(prospects), self._chunk):
             part = prospects[start : start + self._chunk]
-            load = self._mget([state_key(p) for p in part])
-            values = retrying("load states", load, self._stopping, refused="reads")
-            yield from zip(part, values, strict=True)
+            keys = [state_key(p) for p in part]
+            if self._facts:
+                keys += [facts_key(p) for p in part]
+            values = retrying("load states", self._mget(keys), self._stopping, refused="reads")
+            n = len(part)
+            for i, prospect in enumerate(part):
+                state = values[i]
+                facts = values[n + i] if self._facts else None
+                yield prospect, Saved(state, facts) if state is not None else None
 
     def _mget(self, keys: list[str]) -> Callable[[], list[bytes | None]]:
         return lambda: self._r.mget(keys)
+
+
+def _state_only(unwritten: Callable[[str], bytes | None]) -> Callable[[str], Saved | None]:
+    def saved(prospect: str) -> Saved | None:
+        state = unwritten(prospect)
+        return Saved(state, None) if state is not None else None
+
+    return saved

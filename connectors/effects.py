@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from operators.engine import Out
 from operators.records import DeadLetter
+from operators.scorecard_facts import Counts
 
 # Where an input came from, to acknowledge it once its effects are durable: (shard, entry id).
 Ack = tuple[int, bytes]
@@ -26,6 +27,21 @@ class Effects(NamedTuple):
     # (email, phone) of the batch's `profile` events, for the gateway's identity index: written
     # with the checkpoint, before the acks, off the worker's path (`connectors.identity`).
     address: tuple[str | None, str | None] | None = None
+    # The scorecard (None when `streams.scorecard` is off): the prospect's facts encoded right
+    # after the batch, and the counts this batch added, both written in the checkpoint call
+    # that writes `state` (`connectors.scorecard_store`), so counts go with the states they
+    # came from: never lost nor doubled across a kill.
+    facts: bytes | None = None
+    counts: Counts | None = None
+    stream_ms: int = 0  # the latest stream time the batch brought: the counts' `as_of`
+
+
+class Saved(NamedTuple):
+    """A prospect's checkpoint as the commit sink holds it before writing it: its state and,
+    with the scorecard on, its facts."""
+
+    state: bytes
+    facts: bytes | None
 
 
 # A live input or timer that raised: its dead letter, and the entry to acknowledge (None for a

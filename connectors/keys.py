@@ -47,6 +47,15 @@ class Keys(Struct, frozen=True):
     def state(self, prospect: str) -> str:
         return f"{self.prefix}:state:{prospect}"
 
+    def facts(self, prospect: str) -> str:
+        """The prospect's scorecard facts, written with its state (`connectors.scorecard_store`)."""
+        return f"{self.prefix}:facts:{prospect}"
+
+    @property
+    def scorecard(self) -> str:
+        """The live scorecard's counts: one hash, every worker adds its deltas to it."""
+        return f"{self.prefix}:scorecard"
+
     def sent_marker(self, command_id: str) -> str:
         return f"{self.prefix}:sent:{command_id}"
 

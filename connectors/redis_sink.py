@@ -9,8 +9,10 @@ has one sink that receives a prospect's `Effects` whole and:
 2. writes decision records (the same script call: one round trip per batch, however large);
 3. at each checkpoint interval, for every dirty prospect, in one Lua script call per chunk of
    prospects (atomic, and a failing call stops before the acks): the latest state (with a TTL
-   beyond the longest rule horizon), its next timer in the shard's timer set, then XACK of
-   every input that state includes. Chunks keep each call short, since Redis serves nothing
+   beyond the longest rule horizon) and scorecard facts, the scorecard counts those states
+   added since they were last written (`connectors.scorecard_store`: a count is written exactly
+   when the state that includes its input is), its next timer in the shard's timer set, then
+   XACK of every input that state includes. Chunks keep each call short, since Redis serves nothing
    else while it runs one (5,000 states in one transaction held it for ~25 ms, and every
    trigger waiting behind it).
 
@@ -38,12 +40,14 @@ from typing import Any, Final
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors.effects import Ack, Effects
+from connectors.effects import Ack, Effects, Saved
 from connectors.identity import DEFAULT_DEDUPE_S, index_profiles
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.retry import retrying
+from connectors.scorecard_store import counts_args
 from operators.records import ENCODER, Command
+from operators.scorecard_facts import Counts
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +68,35 @@ for i = 3 + n, #ARGV do
 end
 return n
 """
-# KEYS: state keys. ARGV: the TTL, one state per key, then commands to run after the states,
-# each as its argument count and its arguments (ZREM/ZADD of timers, then XACK).
+# KEYS: the state keys, the facts keys, then the scorecard hash (with the scorecard on).
+# ARGV: the TTL, the number of states n and of facts m, the states, the facts; then the number
+# of count fields (-1: no scorecard), the chunk's stream time and the fields and increments;
+# then commands to run after, each as its argument count and its arguments (ZREM/ZADD of
+# timers, then XACK). The counts go first: Redis does not undo a script that fails half-way,
+# and a hash that refuses them (a wrong type) must stop the call before any state is written,
+# or those states would be written without their counts, which their redelivered inputs,
+# known to the states by then, would never add again. `as_of` only moves forward: workers
+# checkpoint at their own pace.
 _CHECKPOINT: Final = """
-local ttl, n = ARGV[1], #KEYS
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl)
+local ttl, n, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = n + m + 4
+local fields = tonumber(ARGV[i])
+if fields >= 0 then
+  local hash = KEYS[n + m + 1]
+  local at = tonumber(redis.call('HGET', hash, 'as_of') or '0')
+  if tonumber(ARGV[i + 1]) > at then
+    redis.call('HSET', hash, 'as_of', ARGV[i + 1])
+  end
+  for j = 1, fields do
+    redis.call('HINCRBY', hash, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
+  end
+  i = i + 2 + 2 * fields
+else
+  i = i + 1
 end
-local i = n + 2
+for k = 1, n + m do
+  redis.call('SET', KEYS[k], ARGV[k + 3], 'EX', ttl)
+end
 while i <= #ARGV do
   local count = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + count))
@@ -84,8 +109,41 @@ _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
 _MAX_ARGS: Final = 1_000
 
-# A dirty prospect: its latest encoded state, next timer, and the inputs that state includes.
-_Dirty = tuple[bytes, int | None, list[Ack]]
+
+class _Dirty:
+    """A dirty prospect: its latest encoded state (and facts), next timer, the inputs that state
+    includes, and the scorecard counts added since its last checkpoint (they are written with
+    that state, so they belong to it: `put_back` keeps them with the acks)."""
+
+    __slots__ = ("acks", "counts", "due", "facts", "state", "stream_ms")
+
+    def __init__(self, fx: Effects) -> None:
+        self.state = fx.state
+        self.facts = fx.facts
+        self.due = fx.next_due
+        self.acks: list[Ack] = list(fx.acks)
+        self.counts = fx.counts
+        self.stream_ms = fx.stream_ms
+
+    def newer(self, fx: Effects) -> None:
+        """A later batch of the same prospect: its state wins, acks and counts add up."""
+        self.state, self.facts, self.due = fx.state, fx.facts, fx.next_due
+        self.acks += fx.acks
+        self._add(fx.counts, fx.stream_ms)
+
+    def older(self, old: "_Dirty") -> None:
+        """An unwritten earlier checkpoint of the prospect, put back under this newer one."""
+        self.acks = old.acks + self.acks
+        self._add(old.counts, old.stream_ms)
+
+    def _add(self, counts: Counts | None, stream_ms: int) -> None:
+        if counts is not None:
+            if self.counts is None:
+                self.counts = counts
+            else:
+                self.counts.add(counts)
+        if stream_ms > self.stream_ms:
+            self.stream_ms = stream_ms
 
 
 def _split(
@@ -136,9 +194,10 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
             dirty = self._dirty
             for prospect, fx in items:
                 older = dirty.get(prospect)
-                acks = older[2] if older is not None else []
-                acks += fx.acks
-                dirty[prospect] = (fx.state, fx.next_due, acks)
+                if older is None:
+                    dirty[prospect] = _Dirty(fx)
+                else:
+                    older.newer(fx)
                 if fx.address is not None:
                     email, phone = self._addresses.get(prospect, (None, None))
                     self._addresses[prospect] = (fx.address[0] or email, fx.address[1] or phone)
@@ -174,9 +233,14 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         A prospect that left the worker (idle) and comes back must resume from this, not from
         an older state in Redis (see `connectors.checkpoint.StateStore`).
         """
+        saved = self.saved(prospect)
+        return saved.state if saved is not None else None
+
+    def saved(self, prospect: str) -> Saved | None:
+        """`unwritten`, with the prospect's facts (written together, so taken together)."""
         with self._lock:
             found = self._dirty.get(prospect) or self._writing.get(prospect)
-        return found[0] if found is not None else None
+        return Saved(found.state, found.facts) if found is not None else None
 
     def _checkpoint(self) -> None:
         with self._lock:
@@ -205,7 +269,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         finally:
             with self._lock:
                 self._writing = {}
-        size = sum(len(state) for state, _due, _acks in dirty.values())
+        size = sum(len(d.state) + len(d.facts or b"") for d in dirty.values())
         self._metrics.checkpointed(len(dirty), size, time.perf_counter() - started)
 
     def _index(self, addresses: dict[str, tuple[str | None, str | None]]) -> None:
@@ -228,17 +292,26 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
     def _put_back(self, unwritten: dict[str, _Dirty]) -> None:
         """Keep unwritten states for the next try; a newer state keeps the older one's acks."""
         with self._lock:
-            for prospect, (state, due, acks) in unwritten.items():
+            for prospect, old in unwritten.items():
                 newer = self._dirty.get(prospect)
                 if newer is None:
-                    self._dirty[prospect] = (state, due, acks)
+                    self._dirty[prospect] = old
                 else:
-                    self._dirty[prospect] = (newer[0], newer[1], acks + newer[2])
+                    newer.older(old)
 
     def _write_chunk(self, dirty: dict[str, _Dirty]) -> None:
         keys = [self._keys.state(p) for p in dirty]
-        argv: list[bytes | int | str] = [self._state_ttl]
-        argv += [state for state, _due, _acks in dirty.values()]
+        with_facts = [p for p, d in dirty.items() if d.facts is not None]
+        keys += [self._keys.facts(p) for p in with_facts]
+        argv: list[bytes | int | str] = [self._state_ttl, len(dirty), len(with_facts)]
+        argv += [d.state for d in dirty.values()]
+        argv += [dirty[p].facts or b"" for p in with_facts]
+        if with_facts:  # the scorecard is on: these prospects' counts, with their states
+            keys.append(self._keys.scorecard)
+            stream_ms = max(d.stream_ms for d in dirty.values())
+            argv += counts_args((d.counts for d in dirty.values()), stream_ms)
+        else:
+            argv.append(-1)
         for command in self._after_states(dirty):
             argv.append(len(command))
             argv += command
@@ -250,7 +323,8 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         none_by_shard: dict[int, list[str]] = defaultdict(list)
         acks_by_shard: dict[int, list[bytes]] = defaultdict(list)
         shards = self._keys.shards
-        for prospect, (_state, due, acks) in dirty.items():
+        for prospect, d in dirty.items():
+            due, acks = d.due, d.acks
             if due is None:
                 none_by_shard[shard_of(prospect, shards)].append(prospect)
             else:
@@ -324,8 +398,13 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
 
     def unwritten(self, prospect: str) -> bytes | None:
         """The prospect's newest state not yet checkpointed by any of this process's workers."""
+        saved = self.saved(prospect)
+        return saved.state if saved is not None else None
+
+    def saved(self, prospect: str) -> Saved | None:
+        """`unwritten`, with the prospect's scorecard facts."""
         for part in self._partitions:
-            state = part.unwritten(prospect)
-            if state is not None:
-                return state
+            saved = part.saved(prospect)
+            if saved is not None:
+                return saved
         return None

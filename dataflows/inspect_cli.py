@@ -1,49 +1,43 @@
 """`touchflow inspect`: one prospect explained, after replaying a file (CONTRACT.md section 8).
 
     touchflow inspect PROSPECT --events EVENTS.jsonl [--config FILE] [--until TS] [--json]
+    touchflow inspect PROSPECT --redis URL [--config FILE] [--json]
 
 Only that prospect's events go through the engine (state is per prospect, so the rest cannot
 change it). The explanation (`operators.inspect_view`) is as of the prospect's last event, or
-`--until` (then the timers due by then fire first, as in a replay with `--until`). The last
-decisions are the replay's decision records for the prospect. `--redis` (from the live
-checkpoint) is not there yet: one line, status 1. Exit status 1 for a prospect the file does
-not hold.
+`--until` (then the timers due by then fire first, as in a replay with `--until`). `--redis`
+explains the live checkpoint instead (the state and the scorecard facts written with it), as of
+the state's own time. The last decisions and the profile's contact fields come from the facts
+(`operators.scorecard`), which both ways build alike, so both ways explain a prospect alike.
+Exit status 1 for a prospect the file (or Redis) does not hold.
 """
 
 import argparse
 import sys
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import redis
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from dataflows.report import EXIT_ERROR, check_readable, console, guarded, num
+from connectors.keys import Keys
+from connectors.redis_client import RedisUnavailableError, connect, redacted
+from connectors.scorecard_store import read_prospect
+from dataflows.report import check_readable, console, guarded, num
 from dataflows.report_replay import new_lane, run
-from operators import events as ev
-from operators.emit import Out
 from operators.errors import TouchflowError
-from operators.inspect_view import LAST_DECISIONS, inspect
+from operators.inspect_view import inspect
 from operators.policy import Policy, load_policy
-from operators.records import Decision
+from operators.rules import Rules
 from operators.timeutil import parse_ts
 
-REDIS_LATER: Final = (
-    "inspect --redis is not available yet (reading the live checkpoint is phase 2 of issue 14); "
-    "inspect after replaying a file instead: touchflow inspect PROSPECT --events EVENTS.jsonl"
-)
-_PROFILE_FIELDS: Final = (
-    "timezone",
-    "email",
-    "phone",
-    "region",
-    "segment",
-    "lead_source",
-    "account",
+NO_FACTS: Final = (
+    "this deployment keeps no scorecard facts (streams.scorecard = false): "
+    "the last decisions and the profile's contact fields are those of its last run with them"
 )
 
 
@@ -54,26 +48,37 @@ class UnknownProspect(TouchflowError):
 def explain(
     events: Path, prospect: str, policy: Policy, *, until: int | None = None
 ) -> dict[str, Any]:
-    """Replay the prospect's events and explain its state (`operators.inspect_view.inspect`)."""
+    """Replay the prospect's events and explain its state (`operators.inspect_view.inspect`),
+    with the facts the replay's tally kept, as the live flow keeps them."""
     lane = new_lane(policy)
-    profile: dict[str, Any] = {}
-    decisions: deque[Decision] = deque(maxlen=LAST_DECISIONS)
-
-    def observe(_p: str, event: ev.Event | None, outs: Sequence[list[Out]]) -> None:
-        if type(event) is ev.Profile:
-            for name in _PROFILE_FIELDS:
-                value = getattr(event, name)
-                if value is not None:
-                    profile[name] = value  # later values overwrite earlier ones
-        decisions.extend(r for _ts, _seq, r in outs[0] if type(r) is Decision)
-
-    run(events, [lane], until=until, only=prospect, observe=observe)
+    run(events, [lane], until=until, only=prospect)
     state = lane.states.get(prospect)
     if state is None:
         msg = f"no event of prospect {prospect!r} in {events}"
         raise UnknownProspect(msg)
     now = until if until is not None else state.clock
-    return inspect(state, lane.engine.rules, now, profile=profile, decisions=list(decisions))
+    return inspect(state, lane.engine.rules, now, facts=lane.facts[prospect])
+
+
+def explain_live(url: str, prospect: str, policy: Policy) -> dict[str, Any]:
+    """Explain a prospect from a live deployment's checkpoint (its state and facts), as of the
+    time of its state (its latest event or timer): a checkpoint says nothing later."""
+    if not policy.streams.scorecard:
+        print(f"touchflow: {NO_FACTS}", file=sys.stderr)
+    keys = Keys(prefix=policy.streams.prefix, shards=policy.streams.shards)
+    r = connect(url)
+    try:
+        found = read_prospect(r, keys, prospect)
+    except redis.RedisError as exc:  # past `connect`'s check: one line, as for a bad URL
+        msg = f"reading {prospect!r} from Redis at {redacted(url)} failed: {exc}"
+        raise RedisUnavailableError(redacted(msg)) from None
+    finally:
+        r.close()
+    if found is None:
+        msg = f"no checkpointed state of prospect {prospect!r} under prefix {keys.prefix!r}"
+        raise UnknownProspect(msg)
+    state, facts = found
+    return inspect(state, Rules(policy), state.clock, facts=facts)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -83,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `inspect` subcommand's arguments (for `dataflows.cli`)."""
     parser.add_argument("prospect", metavar="PROSPECT")
     parser.add_argument("--events", type=Path, default=None, metavar="EVENTS.jsonl")
-    parser.add_argument("--redis", default=None, metavar="URL", help="live checkpoint (phase 2)")
+    parser.add_argument("--redis", default=None, metavar="URL", help="a live checkpoint")
     parser.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
     parser.add_argument("--until", default=None, metavar="TS", help="as of then (fires timers)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -94,16 +99,19 @@ def command(args: argparse.Namespace) -> int:
     if args.redis is not None and args.events is not None:
         msg = "inspect takes --events EVENTS.jsonl or --redis URL, not both"
         raise ValueError(msg)
-    if args.redis is not None:
-        print(f"touchflow: {REDIS_LATER}", file=sys.stderr)
-        return EXIT_ERROR
-    if args.events is None:
+    if args.events is None and args.redis is None:
         msg = "inspect needs --events EVENTS.jsonl (or --redis URL)"
         raise ValueError(msg)
+    if args.redis is not None and args.until is not None:
+        msg = "--until applies to --events; --redis explains the checkpointed state"
+        raise ValueError(msg)
     policy = load_policy(args.config)
-    until = parse_ts(args.until) if args.until is not None else None
-    check_readable(args.events)
-    found = explain(args.events, args.prospect, policy, until=until)
+    if args.redis is not None:
+        found = explain_live(args.redis, args.prospect, policy)
+    else:
+        until = parse_ts(args.until) if args.until is not None else None
+        check_readable(args.events)
+        found = explain(args.events, args.prospect, policy, until=until)
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(found) + b"\n")
         sys.stdout.flush()

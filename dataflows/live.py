@@ -31,6 +31,7 @@ from operators.events import Event, event_type
 from operators.intake import EventReader
 from operators.policy import Policy
 from operators.residency import Residency
+from operators.scorecard import Tally
 
 log = logging.getLogger("touchflow")
 
@@ -78,12 +79,19 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, prefetch: bool = Tr
         stopping=stopping,
         dedupe_s=policy.gateway.dedupe_hours * 3_600,  # the gateway's markers, on redrive
     )
-    store = StateStore(make(), keys, metrics, stopping, unwritten=commit.unwritten)
+    store = StateStore(make(), keys, metrics, stopping, saved=commit.saved, facts=streams.scorecard)
     residency = Residency(streams.idle_evict_seconds * 1000)
     sweep = _Every(0.25)  # up to `Residency.most` prospects leave per sweep
 
+    tallies = threading.local()  # one per worker thread: a batch's counts go to its delta
+
     def logic(_resume: None) -> LiveProspectLogic:
-        return LiveProspectLogic(engine, store)
+        if not streams.scorecard:
+            return LiveProspectLogic(engine, store)
+        tally = getattr(tallies, "tally", None)
+        if tally is None:
+            tally = tallies.tally = Tally(policy)
+        return LiveProspectLogic(engine, store, tally)
 
     settings = SourceSettings(
         max_deliveries=streams.max_deliveries,

@@ -7,6 +7,7 @@ wake through the shard's timer set in Redis, not Bytewax's `notify_at` (`operato
 `notify_at` is kept for one short wait only: a first batch held while its state loads.
 """
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, NamedTuple, Protocol
@@ -18,7 +19,12 @@ from operators.engine import Engine, Out
 from operators.events import Event, Profile
 from operators.isolation import apply_isolated, fire_due_isolated
 from operators.records import DeadLetter
+from operators.scorecard import Tally
+from operators.scorecard_facts import Counts, ProspectFacts, encode_facts
+from operators.scorecard_feed import apply_scored, fire_due_scored
 from operators.state import ProspectState, encode_state
+
+log = logging.getLogger(__name__)
 
 
 class Wake(NamedTuple):
@@ -56,6 +62,10 @@ class StateLoader(Protocol):
 
     def forget(self, prospect: str) -> None: ...
 
+    def take_facts(self, prospect: str) -> ProspectFacts:
+        """The scorecard facts loaded with the state `take` just returned."""
+        ...
+
 
 # "Call `on_notify` at the next activation": any time in the past will do.
 _AT_ONCE: Final = datetime(2000, 1, 1, tzinfo=UTC)
@@ -76,12 +86,14 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
     same point of the stream as an uninterrupted one (see `connectors.redis_source`).
     """
 
-    __slots__ = ("engine", "held", "loader", "prospect", "state")
+    __slots__ = ("engine", "facts", "held", "loader", "prospect", "state", "tally")
 
-    def __init__(self, engine: Engine, loader: StateLoader) -> None:
+    def __init__(self, engine: Engine, loader: StateLoader, tally: Tally | None = None) -> None:
         self.engine = engine
         self.loader = loader
+        self.tally = tally  # None: `streams.scorecard` is off, no counting
         self.state: ProspectState | None = None
+        self.facts: ProspectFacts | None = None
         self.held: list[LiveInput] = []
         self.prospect = ""
 
@@ -130,12 +142,20 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
     def _loaded(self) -> ProspectState:
         state = self.loader.take(self.prospect) or ProspectState(prospect=self.prospect)
         self.state = state
+        if self.tally is not None:
+            self.facts = self.loader.take_facts(self.prospect)
         return state
 
     def _apply(self, state: ProspectState, values: list[LiveInput]) -> tuple[LiveOutput, ...]:
         """Effects of the batch, then a dead letter per input or timer that raised (an input's
-        with its entry, which the dead-letter sink acknowledges; not in the effects' acks)."""
+        with its entry, which the dead-letter sink acknowledges; not in the effects' acks).
+
+        With the scorecard on, events and timers go through `operators.scorecard_feed`, the
+        replay's own path, counting into the tally's current `Counts`: the batch's delta, which
+        the effects carry to the checkpoint that writes this state (`_delta`)."""
         engine = self.engine
+        facts = self.facts
+        counted = False  # might the batch have changed a count? (see `_delta`)
         out: list[Out] = []
         acks: list[Ack] = []
         dead: list[DeadLetter] = []
@@ -145,7 +165,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         address: tuple[str | None, str | None] | None = None
         for item, ack in values:
             if isinstance(item, Wake):
-                fire_due_isolated(engine, state, item.at, out, dead)
+                self._timers(state, item.at, out, dead)
                 stream_ms = max(stream_ms, item.at)
                 continue
             if isinstance(item, Evict):  # held while loading: the prospect stays
@@ -154,7 +174,9 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
                 seen = _entry_ms(ack[1])
                 stream_ms = max(stream_ms, seen)
                 first_seen = seen if first_seen is None else min(first_seen, seen)
-            if not apply_isolated(engine, state, item, out, dead):
+            if self.tally is not None and self.tally.counts_on(item):
+                counted = True
+            if not self._event(state, item, out, dead):
                 failed.append((dead.pop(), ack))
                 continue
             if ack is not None:
@@ -164,20 +186,60 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
                 address = (item.email or email, item.phone or phone)
         due = engine.next_due(state)
         if due is not None and due <= stream_ms:  # due already: no wake-up needed
-            fire_due_isolated(engine, state, stream_ms, out, dead)
+            self._timers(state, stream_ms, out, dead)
         failed += ((letter, None) for letter in dead)  # dropped timers: nothing to acknowledge
-        return (self._effects(state, out, acks, first_seen, address), *failed)
+        effects = Effects(
+            out,
+            encode_state(state),
+            engine.next_due(state),
+            acks,
+            first_seen,
+            address,
+            encode_facts(facts) if facts is not None else None,
+            self._delta(counted or bool(out)),
+            stream_ms,
+        )
+        return (effects, *failed)
 
-    def _effects(
-        self,
-        state: ProspectState,
-        out: list[Out],
-        acks: list[Ack],
-        first_seen: int | None,
-        address: tuple[str | None, str | None] | None,
-    ) -> Effects:
-        due = self.engine.next_due(state)
-        return Effects(out, encode_state(state), due, acks, first_seen, address)
+    def _delta(self, counted: bool) -> Counts | None:
+        """The batch's counts, handed over with its effects, the tally given a fresh `Counts`.
+        Counts change only through an event the tally handles or an output (of an event or a
+        timer); a batch with neither left the tally's `Counts` at zero, which then serves the
+        next batch: most batches (page views, clicks, ...) cost no allocation, and the sink
+        no addition."""
+        tally = self.tally
+        if tally is None or not counted:
+            return None
+        delta = tally.counts
+        tally.into(Counts.zero())
+        return delta
+
+    def _event(
+        self, state: ProspectState, event: Event, out: list[Out], dead: list[DeadLetter]
+    ) -> bool:
+        """`apply_scored` (the engine isolated, as `apply_isolated`); the counting is isolated
+        too: the engine raises inside its own guard, so whatever escapes is the tally's, after
+        the event's effects were made. A counting bug must not stop outreach (the event would
+        come back at every restart until the poison limit dead-letters it, effects and all):
+        it is logged, and that event's counts may be off."""
+        if self.tally is None or self.facts is None:
+            return apply_isolated(self.engine, state, event, out, dead)
+        try:
+            return apply_scored(self.engine, self.tally, state, self.facts, event, out, dead)
+        except Exception:
+            log.exception("scorecard counting failed on an event of %s", state.prospect)
+            return True
+
+    def _timers(
+        self, state: ProspectState, until: int, out: list[Out], dead: list[DeadLetter]
+    ) -> None:
+        if self.tally is None or self.facts is None:
+            fire_due_isolated(self.engine, state, until, out, dead)
+            return
+        try:
+            fire_due_scored(self.engine, self.tally, state, self.facts, until, out, dead)
+        except Exception:  # as in `_event`: the timers fired, only their counting failed
+            log.exception("scorecard counting failed on timers of %s", state.prospect)
 
 
 _NO_EFFECTS: Final[tuple[LiveOutput, ...]] = ()

@@ -1,13 +1,20 @@
 """`touchflow report`: the campaign's scorecard (CONTRACT.md section 8) from a file of events.
 
     touchflow report EVENTS.jsonl [--config FILE] [--until TS] [--json] [--csv DIR]
+    touchflow report --redis URL [--config FILE] [--json] [--csv DIR]
 
 The events are replayed under the config (`dataflows.report_replay`: the replay's own outputs,
 timers due by `--until` fired after the input), and `operators.scorecard` counts as they come.
 Without `--json` a few rich tables; `--json` prints one object; `--csv DIR` writes channels.csv,
 sequences.csv, campaigns.csv, held_back.csv and prospects.csv (streamed row by row). Exit status
 as `touchflow replay`: 0, 1 with one line for an unreadable input or an invalid config, 2 for bad
-arguments. `--redis URL` (live counters) is not there yet: one line, status 1.
+arguments.
+
+`--redis URL` reads a live deployment's counts instead (`connectors.scorecard_store`: one HGETALL,
+whatever the number of prospects), as of the stream time its last checkpoint reached; `--config`
+is the deployment's (its prefix, its sequences, and `streams.scorecard`: a deployment that keeps
+no scorecard is said so in one line, status 1). Its prospects.csv comes from the checkpointed
+states and facts, a SCAN batch at a time, in no particular order.
 """
 
 import argparse
@@ -19,10 +26,14 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import msgspec
+import redis
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from connectors.keys import Keys
+from connectors.redis_client import RedisUnavailableError, connect, redacted
+from connectors.scorecard_store import AS_OF, prospects, read_scorecard
 from dataflows.report_replay import Lane, new_lane, run
 from operators.errors import TouchflowError
 from operators.policy import Policy, load_policy
@@ -38,9 +49,9 @@ from operators.timeutil import format_ts, parse_ts
 
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
-REDIS_LATER: Final = (
-    "report --redis is not available yet (the live counters are phase 2 of issue 14); "
-    "report from a file of events instead: touchflow report EVENTS.jsonl"
+NO_SCORECARD: Final = (
+    "this deployment keeps no live scorecard (streams.scorecard = false in its config); "
+    "report from a file of its events instead: touchflow report EVENTS.jsonl"
 )
 
 
@@ -57,7 +68,9 @@ def compute(events: Path, policy: Policy, *, until: int | None = None) -> Report
     """Replay `events` under `policy` and build the scorecard."""
     lane = new_lane(policy)
     as_of = run(events, [lane], until=until)
-    return Report(scorecard(lane.tally.counts, policy.sequences), lane, as_of)
+    card = scorecard(lane.tally.counts, policy.sequences)
+    card[AS_OF] = format_ts(as_of) if as_of else None  # as `report --redis` says it
+    return Report(card, lane, as_of)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -66,7 +79,7 @@ def compute(events: Path, policy: Policy, *, until: int | None = None) -> Report
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `report` subcommand's arguments (for `dataflows.cli`)."""
     parser.add_argument("events", nargs="?", type=Path, default=None, metavar="EVENTS.jsonl")
-    parser.add_argument("--redis", default=None, metavar="URL", help="live counters (phase 2)")
+    parser.add_argument("--redis", default=None, metavar="URL", help="a live deployment's counts")
     parser.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
     parser.add_argument("--until", default=None, metavar="TS", help="fire timers due by then")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -78,24 +91,61 @@ def command(args: argparse.Namespace) -> int:
     if args.redis is not None and args.events is not None:
         msg = "report takes EVENTS.jsonl or --redis URL, not both"
         raise ValueError(msg)
-    if args.redis is not None:
-        print(f"touchflow: {REDIS_LATER}", file=sys.stderr)
-        return EXIT_ERROR
-    if args.events is None:
+    if args.events is None and args.redis is None:
         msg = "report needs EVENTS.jsonl (or --redis URL)"
         raise ValueError(msg)
+    if args.redis is not None and args.until is not None:
+        msg = "--until applies to a file of events; --redis reports as of the last checkpoint"
+        raise ValueError(msg)
     policy = load_policy(args.config)
+    if args.redis is not None:
+        return live_report(args, policy)
     until = parse_ts(args.until) if args.until is not None else None
     check_readable(args.events)
     report = compute(args.events, policy, until=until)
     if args.csv is not None:
-        write_csv(args.csv, report)
+        write_csv(args.csv, report.card, replay_rows(report))
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(report.card) + b"\n")
         sys.stdout.flush()
     else:
         title = f"{args.events} as of {format_ts(report.as_of)}"
         render(report.card, console(), title=title, prospects=len(report.lane.facts))
+    return 0
+
+
+def live_report(args: argparse.Namespace, policy: Policy) -> int:
+    """`report --redis`: the live counts, and prospects.csv from the checkpoints."""
+    if not policy.streams.scorecard:
+        print(f"touchflow: {NO_SCORECARD}", file=sys.stderr)
+        return EXIT_ERROR
+    keys = Keys(prefix=policy.streams.prefix, shards=policy.streams.shards)
+    r = connect(args.redis)
+    try:
+        card = read_scorecard(r, keys, policy)
+        if card is None:
+            print(
+                f"touchflow: no live scorecard under prefix {keys.prefix!r} yet "
+                "(no checkpoint of a flow with the scorecard on has written one)",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        as_of = card[AS_OF]
+        if args.csv is not None:
+            now = parse_ts(as_of) if as_of is not None else 0
+            rows = prospect_rows(prospects(r, keys), now, policy)
+            write_csv(args.csv, card, rows)
+    except redis.RedisError as exc:  # past `connect`'s check: one line, as for a bad URL
+        msg = f"reading the scorecard from Redis at {redacted(args.redis)} failed: {exc}"
+        raise RedisUnavailableError(redacted(msg)) from None
+    finally:
+        r.close()
+    if args.json:
+        sys.stdout.buffer.write(msgspec.json.encode(card) + b"\n")
+        sys.stdout.flush()
+    else:
+        title = f"{redacted(args.redis)} ({keys.prefix}) as of {as_of or '—'}"
+        render(card, console(), title=title, prospects=None)
     return 0
 
 
@@ -151,17 +201,21 @@ def write_table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any
     return n
 
 
-def write_csv(directory: Path, report: Report) -> None:
-    """The five files; prospects.csv in prospect order, streamed (one row at a time)."""
+def write_csv(directory: Path, card: Scorecard, prospects: Iterable[Sequence[Any]]) -> None:
+    """The five files; prospects.csv streamed (one row at a time)."""
     directory.mkdir(parents=True, exist_ok=True)
     for table, header in TABLES.items():
         with (directory / f"{table}.csv").open("w", encoding="utf-8", newline="") as out:
-            write_table(out, header, table_rows(report.card, table))
+            write_table(out, header, table_rows(card, table))
+    with (directory / "prospects.csv").open("w", encoding="utf-8", newline="") as out:
+        write_table(out, PROSPECT_COLUMNS, prospects)
+
+
+def replay_rows(report: Report) -> Iterable[list[Any]]:
+    """A replayed file's prospects.csv rows, in prospect order."""
     lane = report.lane
     items = ((p, lane.facts[p], lane.states.get(p)) for p in sorted(lane.facts))
-    rows = prospect_rows(items, report.as_of, lane.policy)
-    with (directory / "prospects.csv").open("w", encoding="utf-8", newline="") as out:
-        write_table(out, PROSPECT_COLUMNS, rows)
+    return prospect_rows(items, report.as_of, lane.policy)
 
 
 # -- the terminal ---------------------------------------------------------------------------------
@@ -242,9 +296,10 @@ def simple_table(card: Scorecard, name: str, title: str, *, by_total: bool = Fal
     return table
 
 
-def render(card: Scorecard, out: Console, *, title: str, prospects: int) -> None:
-    """The scorecard as a few tables."""
-    out.print(f"[bold]Scorecard[/bold] of {title} · {prospects:,} prospects")
+def render(card: Scorecard, out: Console, *, title: str, prospects: int | None) -> None:
+    """The scorecard as a few tables (`prospects`: how many, when known without a scan)."""
+    count = f" · {prospects:,} prospects" if prospects is not None else ""
+    out.print(f"[bold]Scorecard[/bold] of {title}{count}")
     out.print(channel_table(card))
     out.print(overall_table(card))
     out.print(simple_table(card, "sequences", "Sequences"))

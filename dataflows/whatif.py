@@ -29,6 +29,7 @@ from dataflows.report import (
     guarded,
     num,
     pct,
+    replay_rows,
     write_csv,
     write_table,
 )
@@ -135,8 +136,8 @@ def command(args: argparse.Namespace) -> int:
     check_readable(args.events)
     result = compare(args.events, policy_a, policy_b, until=until)
     if args.csv is not None:
-        write_csv(args.csv / "a", result.a)
-        write_csv(args.csv / "b", result.b)
+        write_csv(args.csv / "a", result.a.card, replay_rows(result.a))
+        write_csv(args.csv / "b", result.b.card, replay_rows(result.b))
         with (args.csv / "changed.csv").open("w", encoding="utf-8", newline="") as out:
             write_table(out, ["prospect"], ([p] for p in result.changed))
     if args.json:

@@ -11,14 +11,12 @@ until one allows it or a rule holds for good.
 import math
 from typing import Any, Final
 
-import msgspec
-
 from operators import fatigue, preference
 from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.fatigue import Fatigue
 from operators.policy import Policy
-from operators.records import Decision
 from operators.rules import Rules
+from operators.scorecard_facts import Contact, ProspectFacts
 from operators.state import (
     AUTO,
     FLAG_ARBITRATE,
@@ -32,7 +30,6 @@ from operators.state import (
 )
 from operators.timeutil import DAY_MS, format_ts
 
-LAST_DECISIONS: Final = 10
 _PROBES: Final = 64  # verdicts asked per channel before giving up on a next time
 
 
@@ -61,14 +58,11 @@ def preferred_channel(state: ProspectState, now: int, policy: Policy) -> str | N
 
 
 def inspect(
-    state: ProspectState,
-    rules: Rules,
-    now: int,
-    *,
-    profile: dict[str, Any] | None = None,
-    decisions: list[Decision] | None = None,
+    state: ProspectState, rules: Rules, now: int, *, facts: ProspectFacts | None = None
 ) -> dict[str, Any]:
-    """The prospect as a JSON-ready dict (`touchflow inspect --json`)."""
+    """The prospect as a JSON-ready dict (`touchflow inspect --json`). `facts`: its scorecard
+    facts, which keep its last decision records and the profile fields the state does not
+    (live, they are checkpointed with the state; a replay builds the same)."""
     policy = rules.policy
     s = decode_state(encode_state(state))  # a copy: settling must not change the real state
     s.answers, s.fatigue = settled(state, now, policy)
@@ -77,7 +71,7 @@ def inspect(
         "prospect": s.prospect,
         "as_of": format_ts(now),
         "last_event": format_ts(s.clock) if s.clock else None,
-        "profile": profile if profile is not None else _state_profile(s),
+        "profile": _profile(s, facts.contact if facts is not None else None),
         "zones": list(rules.zones(s)),
         "consent": {c: bool(s.consent >> i & 1) for i, c in enumerate(CHANNELS)},
         "suppressions": _suppressions(s),
@@ -91,12 +85,22 @@ def inspect(
         "channels": {c: _next_allowed(rules, s, i, now) for i, c in enumerate(CHANNELS)},
         "pending": [_pending(p) for p in s.pending or ()],
         "sequences": [_enrollment(e, policy) for e in s.sequences or ()],
-        "decisions": [msgspec.to_builtins(d) for d in (decisions or [])[-LAST_DECISIONS:]],
+        "decisions": [r.record(s.prospect) for r in (facts.decisions if facts else None) or ()],
     }
 
 
-def _state_profile(s: ProspectState) -> dict[str, Any]:
-    fields = {"timezone": s.timezone, "phone": s.phone, "region": s.region, "segment": s.segment}
+def _profile(s: ProspectState, contact: Contact | None) -> dict[str, Any]:
+    """The profile events' fields, as the state and the facts keep them, in the event's order."""
+    c = contact or Contact()
+    fields = {
+        "timezone": s.timezone,
+        "email": c.email,
+        "phone": s.phone,
+        "region": s.region,
+        "segment": s.segment,
+        "lead_source": c.lead_source,
+        "account": c.account,
+    }
     return {k: v for k, v in fields.items() if v is not None}
 
 

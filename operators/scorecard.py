@@ -10,7 +10,8 @@ event's own outputs (`operators.scorecard_feed` does the feeding). From those al
 2. `ProspectFacts`: the few facts per prospect that distinct counts and hindsight need, small
    and MessagePack-encodable to be checkpointed with the prospect's state: touches per channel,
    a ledger of recent touches (command key, channel, time, what callbacks said of it), the
-   first counted reply, the active sequences, recent conversions and their credit.
+   first counted reply, the active sequences, recent conversions and their credit, and the
+   last `LAST_DECISIONS` decision records (compact `Recent`s, for `touchflow inspect`).
 
 Counts follow hindsight, as the contract's definitions read: a `touch_failed` that releases a
 command, or a `touch_sent` that reports it on its backup channel, changes the counts, the
@@ -36,14 +37,17 @@ from operators.scorecard_facts import (
     BLOCKED,
     COMPLETED,
     CUSTOMER,
+    DECISION_CHANNELS,
     DEFERRED,
     DELIVERED,
     ENROLLED,
     EXITED_BY_REPLY,
     HELD_BLOCKED,
     HELD_DEFERRED,
+    LAST_DECISIONS,
     LEDGER_DAYS,
     LEDGER_MAX,
+    N_CHANNELS,
     OPENED,
     RELEASED,
     REPLIED,
@@ -51,8 +55,11 @@ from operators.scorecard_facts import (
     SENT,
     SMS_OUT,
     STOPPED,
+    VERDICTS,
+    Contact,
     Counts,
     ProspectFacts,
+    Recent,
     Touch,
     touch_key,
 )
@@ -62,6 +69,8 @@ __all__ = ["Counts", "ProspectFacts", "Tally"]
 
 _NOT_COMPLETION: Final = frozenset({"sequence.ended", "sequence.customer"})
 _VERDICT_INDEX: Final = {"sent": SENT, "deferred": DEFERRED, "blocked": BLOCKED}
+_VERDICT: Final = {v: i for i, v in enumerate(VERDICTS)}
+_DECISION_CHANNEL: Final = {c: i for i, c in enumerate(DECISION_CHANNELS)}
 
 
 class Tally:
@@ -101,9 +110,22 @@ class Tally:
             ev.Enroll: self._enroll,
             ev.Unenroll: self._unenroll,
             ev.TouchRequest: self._touch_request,
+            ev.Profile: self._profile,
         }
 
     # -- entry points -----------------------------------------------------------------------
+
+    def into(self, counts: Counts) -> None:
+        """Count into `counts` from now on. Live mode gives each batch a fresh `Counts`: the
+        batch's delta travels with the prospect's state to the checkpoint that writes both
+        (`connectors.redis_sink`), where a running total could not be split by prospect."""
+        self.counts = counts
+        self.book.counts = counts
+
+    def counts_on(self, event: object) -> bool:
+        """Whether `event` (of itself, outputs aside) may change a count: its type has a
+        handler. Every other event changes only the facts' clock."""
+        return type(event) in self._handlers
 
     def event(self, f: ProspectFacts, event: ev.Event, ts: int) -> None:
         """An admitted event at its time `ts` (ms), after the timers it fired, before its own
@@ -121,7 +143,7 @@ class Tally:
                 if record.channel != "rep":  # a handoff is not a touch
                     self._command(f, record, ts)
             else:
-                self._decision(f, record)  # type: ignore[arg-type]
+                self._decision(f, record, ts)  # type: ignore[arg-type]
 
     # -- outputs ------------------------------------------------------------------------------
 
@@ -134,10 +156,19 @@ class Tally:
                 return  # the same command again (its cause redelivered past the dedupe window)
         self.book.add(f, Touch(key, CHANNEL_INDEX[command.channel], ts))
 
-    def _decision(self, f: ProspectFacts, d: Decision) -> None:
+    def _decision(self, f: ProspectFacts, d: Decision, ts: int) -> None:
         c = self.counts
         verdict = d.verdict
         rule = d.rule
+        recent = Recent(
+            ts, _DECISION_CHANNEL[d.channel], d.reason, _VERDICT[verdict], rule, d.until
+        )
+        if f.decisions is None:
+            f.decisions = [recent]
+        else:
+            f.decisions.append(recent)
+            if len(f.decisions) > LAST_DECISIONS:
+                del f.decisions[0]
         if rule is not None and verdict != "sent":
             row = c.held_back.get(rule)
             if row is None:
@@ -206,6 +237,7 @@ class Tally:
             return
         c = self.counts
         c.replies[ch] += 1
+        self.book.daily(ts)[N_CHANNELS + ch] += 1
         for name in f.sequences or ():
             self._sequence_row(name)[EXITED_BY_REPLY] += 1
         f.sequences = None
@@ -273,6 +305,16 @@ class Tally:
         if row is None:
             row = self.counts.campaigns[e.campaign] = [0, 0, 0, 0]
         row[REQUESTED] += 1
+
+    def _profile(self, f: ProspectFacts, e: ev.Profile, ts: int) -> None:
+        if e.email is None and e.lead_source is None and e.account is None:
+            return
+        old = f.contact or Contact()
+        f.contact = Contact(
+            e.email if e.email is not None else old.email,
+            e.lead_source if e.lead_source is not None else old.lead_source,
+            e.account if e.account is not None else old.account,
+        )
 
     # -- opt-outs, conversions --------------------------------------------------------------------
 

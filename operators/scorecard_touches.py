@@ -5,7 +5,8 @@ a touch goes through here, because each one may change more than one number. A t
 released by `touch_failed` or moved to its backup channel changes the channel's touches, the
 prospect's first and last touch, its touches before the first reply (when it came before it),
 the credit of recent conversions (`credit`: the last touch strictly before, under 30 days), and
-the distinct-prospect counts, kept as the difference the prospect's `shape` makes.
+the distinct-prospect counts, kept as the difference the prospect's `shape` makes, and the
+touches of the touch's UTC day (`Counts.daily`, for the page's plots).
 """
 
 from operators.scorecard_facts import (
@@ -13,6 +14,7 @@ from operators.scorecard_facts import (
     ATTRIBUTION_MS,
     CONVERTED,
     DELIVERED,
+    N_CHANNELS,
     NONE,
     OPENED,
     RELEASED,
@@ -21,6 +23,7 @@ from operators.scorecard_facts import (
     Counts,
     ProspectFacts,
     Touch,
+    day_of,
     touch_key,
     zeros,
 )
@@ -62,6 +65,7 @@ class TouchBook:
                 f.last_touch = ts
         touches[ch] += 1
         self.counts.touches[ch] += 1
+        self.daily(ts)[ch] += 1
         if early:
             f.to_reply += 1
         if f.ledger is None:
@@ -82,6 +86,7 @@ class TouchBook:
         assert f.touches is not None  # the entry was counted
         f.touches[t.channel] -= 1
         self.counts.touches[t.channel] -= 1
+        self.daily(t.ts)[t.channel] -= 1
         if f.flags & REPLIED and t.ts < f.first_reply_ts:
             f.to_reply -= 1
         if t.ts in (f.first_touch, f.last_touch):
@@ -106,6 +111,9 @@ class TouchBook:
             f.touches[ch] += 1
             c.touches[old] -= 1
             c.touches[ch] += 1
+            day = self.daily(t.ts)
+            day[old] -= 1
+            day[ch] += 1
         for mark, counts in ((DELIVERED, c.delivered), (OPENED, c.opened), (ANSWERED, c.answered)):
             if t.marks & mark:
                 counts[old] -= 1
@@ -114,6 +122,14 @@ class TouchBook:
         if f.conversions:
             self.recredit(f)
         self.reshaped(before, shape(f))
+
+    def daily(self, ts: int) -> list[int]:
+        """The day's row of `Counts.daily` (touches per channel, then replies per channel)."""
+        day = day_of(ts)
+        row = self.counts.daily.get(day)
+        if row is None:
+            row = self.counts.daily[day] = [0] * (2 * N_CHANNELS)
+        return row
 
     def mark(self, f: ProspectFacts, command: str, mark: int, counts: list[int]) -> None:
         """A delivery, open or answer naming a command: counted once per command."""

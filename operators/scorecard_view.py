@@ -28,7 +28,7 @@ from operators.scorecard_facts import (
     ProspectFacts,
 )
 from operators.state import ProspectState
-from operators.timeutil import format_ts
+from operators.timeutil import DAY_MS, format_ts
 
 COUNT_KEYS: Final = (
     "touches",
@@ -98,8 +98,9 @@ def _rates(row: Row, total_conversions: int) -> Row:
 
 
 def scorecard(counts: Counts, sequences: Iterable[str] = ()) -> Scorecard:
-    """The contract's JSON object. `sequences`: the policy's, listed first and always present
-    (others that the counts hold follow, by name); campaigns and rules by name."""
+    """The contract's JSON object, plus `daily` (`daily_rows`). `sequences`: the policy's,
+    listed first and always present (others that the counts hold follow, by name); campaigns
+    and rules by name."""
     c = counts
     total_conversions = sum(c.conversions)
     channels = {
@@ -135,6 +136,22 @@ def scorecard(counts: Counts, sequences: Iterable[str] = ()) -> Scorecard:
             rule: {"deferred": r[HELD_DEFERRED], "blocked": r[HELD_BLOCKED]}
             for rule, r in sorted(c.held_back.items())
         },
+        "daily": daily_rows(c),
+    }
+
+
+def daily_rows(counts: Counts) -> dict[str, dict[str, dict[str, int]]]:
+    """Touches and replies per UTC day and channel, for the page's plots: `{"YYYY-MM-DD":
+    {"touches": {channel: n}, "replies": {channel: n}}}`, by day, every channel present; a day
+    whose touches were all released since (and that has no reply) is left out."""
+    n = len(CHANNELS)
+    return {
+        format_ts(day * DAY_MS)[:10]: {
+            "touches": dict(zip(CHANNELS, row[:n], strict=True)),
+            "replies": dict(zip(CHANNELS, row[n:], strict=True)),
+        }
+        for day, row in sorted(counts.daily.items())
+        if any(row)
     }
 
 

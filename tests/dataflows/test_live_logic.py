@@ -22,6 +22,7 @@ from operators.engine import Engine
 from operators.events import Event, decode_event
 from operators.policy import load_policy
 from operators.records import Command
+from operators.scorecard_facts import ProspectFacts, decode_facts
 from operators.state import ProspectState, decode_state, encode_state
 from tests.streams import event_streams
 
@@ -29,10 +30,17 @@ ENGINE = Engine(load_policy())
 
 
 class DictLoader:
-    """The `StateLoader` protocol over a dict of encoded states; counts its load rounds."""
+    """The `StateLoader` protocol over a dict of encoded states (and facts); counts its load
+    rounds."""
 
-    def __init__(self, stored: dict[str, bytes], prefetched: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        stored: dict[str, bytes],
+        prefetched: frozenset[str] = frozenset(),
+        facts: dict[str, bytes] | None = None,
+    ) -> None:
         self.stored = stored
+        self.facts = facts or {}
         self.prefetched = set(prefetched)  # these are `ready` until taken
         self.requested: list[str] = []
         self.loaded: dict[str, bytes | None] = {}
@@ -60,6 +68,10 @@ class DictLoader:
 
     def forget(self, prospect: str) -> None:
         return None
+
+    def take_facts(self, prospect: str) -> ProspectFacts:
+        data = self.facts.get(prospect)
+        return decode_facts(data) if data is not None else ProspectFacts()
 
 
 def decoded(docs: list[dict[str, Any]]) -> list[Event]:

@@ -32,6 +32,8 @@ Definitions, as the contract words them (and the README's "The scorecard" explai
   STOP word, an opt-out of all, do-not-contact, a complaint, an answered call, a booked meeting,
   a closed deal, and `unenroll`.
 - A redelivered event (an id the prospect already had) has no effect.
+- daily (not in the contract's keys: the page's plots): per UTC calendar day, the touches above
+  by the day of their time and the counted replies by theirs, per channel.
 """
 
 from collections import defaultdict
@@ -224,10 +226,16 @@ def reference_scorecard(
         per[c].update(replies=0, opt_outs=0, conversions=0)
     stopped = touched = replied = to_reply = 0
     multi = multi_replied = single = single_replied = 0
+    days: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: {"touches": dict.fromkeys(CHANNELS, 0), "replies": dict.fromkeys(CHANNELS, 0)}
+    )
     for p in people.values():
         touches = p.touches()
-        for _ts, _m, _o, ch in touches:
+        for ts, _m, _o, ch in touches:
             per[ch]["touches"] += 1
+            days[_day(ts)]["touches"][ch] += 1
+        for ts, ch in p.replies:
+            days[_day(ts)]["replies"][ch] += 1
         for cmd in p.commands.values():
             for flag in ("delivered", "opened", "answered"):
                 if cmd[flag]:
@@ -289,4 +297,10 @@ def reference_scorecard(
         },
         "campaigns": dict(campaigns),
         "held_back": dict(held),
+        "daily": {day: days[day] for day in sorted(days)},
     }
+
+
+def _day(ms: int) -> str:
+    """The UTC calendar day of an instant, through datetime (not integer division)."""
+    return (EPOCH + timedelta(milliseconds=ms)).date().isoformat()

@@ -48,7 +48,17 @@ def test_report_json_is_one_object_of_the_contracts_shape(events_file: Path) -> 
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     card = json.loads(lines[0])
-    assert list(card) == ["channels", "overall", "sequences", "campaigns", "held_back"]
+    # The contract's keys, in its order, then `daily` (touches and replies per day, the page's)
+    # and `as_of` (the time the numbers stand at: `--until`, as `report --redis` says its own).
+    contract = ["channels", "overall", "sequences", "campaigns", "held_back"]
+    assert list(card) == [*contract, "daily", "as_of"]
+    assert card["as_of"] == UNTIL
+    for day, row in card["daily"].items():
+        assert len(day) == 10
+        assert set(row) == {"touches", "replies"}
+        assert all(list(by) == list(card["channels"]) for by in row.values())
+    touched = sum(n for row in card["daily"].values() for n in row["touches"].values())
+    assert touched == card["overall"]["touches"]
     for row in card["channels"].values():
         assert set(row) == CONTRACT_CHANNEL_KEYS
     assert set(card["overall"]) == CONTRACT_CHANNEL_KEYS | CONTRACT_OVERALL_EXTRA
@@ -135,7 +145,9 @@ def test_prospects_csv_has_the_contracts_columns(events_file: Path, tmp_path: Pa
         (["missing.jsonl"], 1, "cannot read"),
         (["{events}", "--config", "nope.toml"], 1, "cannot read config"),
         (["{events}", "--until", "yesterday"], 2, "Invalid isoformat"),
-        (["--redis", "redis://localhost:6379"], 1, "not available yet"),
+        (["--redis", "redis://127.0.0.1:1"], 1, "cannot reach Redis at redis://127.0.0.1:1"),
+        (["{events}", "--redis", "redis://127.0.0.1:1"], 2, "not both"),
+        (["--redis", "redis://127.0.0.1:1", "--until", "2026-03-01T00:00:00Z"], 2, "--until"),
         ([], 2, "needs EVENTS.jsonl"),
     ],
 )
@@ -263,6 +275,6 @@ def test_inspect_an_unknown_prospect_is_an_error(tmp_path: Path) -> None:
     done = touchflow("inspect_cli", "nobody", "--events", path)
     assert done.returncode == 1
     assert "no event of prospect 'nobody'" in done.stderr
-    redis = touchflow("inspect_cli", "p", "--redis", "redis://x")
+    redis = touchflow("inspect_cli", "p", "--redis", "redis://127.0.0.1:1")
     assert redis.returncode == 1
-    assert "not available yet" in redis.stderr
+    assert redis.stderr.startswith("touchflow: cannot reach Redis at redis://127.0.0.1:1")

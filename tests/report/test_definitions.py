@@ -336,7 +336,8 @@ CONTRACT_OVERALL_EXTRA = {
 
 def test_every_key_is_present_with_zero_or_null_on_an_empty_input(tmp_path: Path) -> None:
     c = card(tmp_path, [])
-    assert set(c) == {"channels", "overall", "sequences", "campaigns", "held_back"}
+    assert set(c) == {"channels", "overall", "sequences", "campaigns", "held_back", "daily"}
+    assert c["daily"] == {}
     assert list(c["channels"]) == ["email", "sms", "phone", "chat", "linkedin"]
     for row in c["channels"].values():
         assert set(row) == CONTRACT_CHANNEL_KEYS
@@ -379,7 +380,13 @@ def test_facts_and_counts_survive_messagepack(tmp_path: Path) -> None:
     facts = lane.facts["p"]
     data = msgspec.msgpack.encode(facts)
     assert msgspec.msgpack.decode(data, type=ProspectFacts) == facts
-    assert len(data) < 120, len(data)
+    # The scorecard's part stays small; inspect's last decisions cost a few dozen bytes each.
+    assert facts.decisions is not None
+    recent = len(facts.decisions)
+    assert recent == 3  # the request, the sequence's first step, its end by the meeting
+    counting = msgspec.msgpack.encode(msgspec.structs.replace(facts, decisions=None))
+    assert len(counting) < 120, len(counting)
+    assert len(data) - len(counting) < 50 * recent, len(data)
     counts = lane.tally.counts
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(counts), type=Counts) == counts
 

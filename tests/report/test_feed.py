@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from dataflows.replay import replay
-from dataflows.report import Report, write_csv, write_table
+from dataflows.report import Report, replay_rows, write_csv, write_table
 from dataflows.report_replay import Lane, run
 from dataflows.whatif import Diff
 from operators import events as ev
@@ -124,7 +124,7 @@ def test_prospects_csv_streams_a_large_population(tmp_path: Path) -> None:
     report = Report(scorecard(lane.tally.counts, POLICY.sequences), lane, UNTIL)
     tracemalloc.start()
     try:
-        write_csv(tmp_path, report)
+        write_csv(tmp_path, report.card, replay_rows(report))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -1,0 +1,198 @@
+"""The live scorecard in Redis: its counts, and each prospect's facts next to its state.
+
+What the live flow keeps (written by `connectors.redis_sink`'s checkpoint, one Lua call per
+chunk of prospects, with those prospects' states and the acknowledgements of their inputs):
+
+- `prefix:facts:{prospect}`: the prospect's `ProspectFacts` (MessagePack), with the state's TTL.
+  A key of its own rather than a part of the state's value: the state's bytes stay exactly
+  what they were (every reader of `prefix:state:*` keeps working), and a state written before
+  the scorecard existed simply has no facts key, which reads as empty facts.
+- `prefix:scorecard`: one hash of every count, a field per number (`touches:email`, `stopped`,
+  `campaign:{name}:sent`, `daily:2026-11-30:replies:sms`, ...), and `as_of`, the latest stream
+  time (ms) a checkpoint reached. Each chunk adds the count deltas of exactly its prospects
+  with HINCRBY, so any number of workers and processes add into the same hash without
+  coordination, a kill between chunks leaves each count matching the states written, and a
+  reader needs one HGETALL, whatever the number of prospects (a few hundred fields, plus ten a
+  day of the per-day series). Readable field names cost a few bytes per field, once.
+
+`read_scorecard` is what `touchflow report --redis` and the page show; `prospects` streams the
+rows of prospects.csv with SCAN, a batch at a time.
+"""
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any, Final
+
+import redis
+
+from connectors.keys import Keys
+from operators.events import CHANNELS
+from operators.policy import Policy
+from operators.scorecard_facts import (
+    COUNT_LISTS,
+    N_CHANNELS,
+    SCALARS,
+    Counts,
+    ProspectFacts,
+    decode_facts,
+)
+from operators.scorecard_view import Scorecard, scorecard
+from operators.state import ProspectState, decode_state
+from operators.timeutil import DAY_MS, format_ts
+
+AS_OF: Final = "as_of"
+_ROWS: Final[dict[str, tuple[str, ...]]] = {
+    "sequences": ("enrolled", "completed", "exited_by_reply"),
+    "campaigns": ("requested", "sent", "deferred", "blocked"),
+    "held_back": ("deferred", "blocked"),
+}
+_DAILY: Final = tuple(
+    f"{kind}:{channel}" for kind in ("touches", "replies") for channel in CHANNELS
+)
+_EPOCH_DAY: Final = date(1970, 1, 1)
+
+
+def count_fields(counts: Counts) -> list[bytes | str | int]:
+    """The hash fields and increments of `counts`, flat (`field, n, field, n, ...`), zeros left
+    out: a checkpoint chunk's delta is mostly zeros."""
+    out: list[bytes | str | int] = []
+    for name in COUNT_LISTS:
+        row = getattr(counts, name)
+        if any(row):
+            for i, n in enumerate(row):
+                if n:
+                    out += (f"{name}:{CHANNELS[i]}", n)
+    for name in SCALARS:
+        n = getattr(counts, name)
+        if n:
+            out += (name, n)
+    for table, columns in _ROWS.items():
+        for key, row in getattr(counts, table).items():
+            for column, n in zip(columns, row, strict=True):
+                if n:
+                    out += (f"{table}:{key}:{column}", n)
+    for day, row in counts.daily.items():
+        if any(row):
+            text = format_ts(day * DAY_MS)[:10]
+            for column, n in zip(_DAILY, row, strict=True):
+                if n:
+                    out += (f"daily:{text}:{column}", n)
+    return out
+
+
+def counts_args(deltas: Iterable[Counts | None], stream_ms: int) -> list[bytes | str | int]:
+    """A checkpoint chunk's counts as the commit sink's script takes them: how many fields, the
+    stream time the chunk reached, then each field and its increment (the sum of the deltas of
+    the chunk's prospects, and of nobody else's)."""
+    total = Counts()
+    for delta in deltas:
+        if delta is not None:
+            total.add(delta)
+    fields = count_fields(total)
+    return [len(fields) // 2, stream_ms, *fields]
+
+
+def counts_of(fields: dict[bytes, bytes]) -> tuple[Counts, int]:
+    """The counts and `as_of` (ms, 0 if never written) of the hash's fields; unknown fields
+    (a newer version's) are left out."""
+    counts = Counts()
+    as_of = 0
+    channel = {c: i for i, c in enumerate(CHANNELS)}
+    for raw, value in fields.items():
+        name, n = raw.decode(), int(value)
+        kind, _, rest = name.partition(":")
+        if not rest:
+            if name == AS_OF:
+                as_of = n
+            elif name in SCALARS:
+                setattr(counts, name, n)
+        elif kind in COUNT_LISTS and rest in channel:
+            getattr(counts, kind)[channel[rest]] += n
+        elif kind in _ROWS:
+            key, _, column = rest.rpartition(":")
+            columns = _ROWS[kind]
+            if column in columns:
+                rows = getattr(counts, kind)
+                row = rows.setdefault(key, [0] * len(columns))
+                row[columns.index(column)] += n
+        elif kind == "daily":
+            day, _, column = rest.partition(":")
+            if column in _DAILY:
+                index = (date.fromisoformat(day) - _EPOCH_DAY).days
+                row = counts.daily.setdefault(index, [0] * (2 * N_CHANNELS))
+                row[_DAILY.index(column)] += n
+    return counts, as_of
+
+
+def read_counts(client: Any, keys: Keys) -> tuple[Counts, int] | None:
+    """The live counts and `as_of`; None when no checkpoint ever wrote any."""
+    fields = client.hgetall(keys.scorecard)
+    return counts_of(fields) if fields else None
+
+
+def read_scorecard(client: redis.Redis, keys: Keys, policy: Policy) -> Scorecard | None:
+    """The live scorecard (the contract's JSON, `daily`, and `as_of`: RFC 3339, the stream time
+    its counts stand at); None when the deployment has written no counts (yet). One HGETALL:
+    well under a second for any number of prospects."""
+    found = read_counts(client, keys)
+    if found is None:
+        return None
+    counts, as_of = found
+    card = scorecard(counts, policy.sequences)
+    card[AS_OF] = format_ts(as_of) if as_of else None
+    return card
+
+
+def read_prospect(
+    client: Any, keys: Keys, prospect: str
+) -> tuple[ProspectState, ProspectFacts] | None:
+    """A prospect's checkpointed state and facts (empty facts for a state written before the
+    scorecard); None when Redis holds no state for it."""
+    state, facts = client.mget([keys.state(prospect), keys.facts(prospect)])
+    if state is None:
+        return None
+    return decode_state(state), decode_facts(facts) if facts is not None else ProspectFacts()
+
+
+def prospects(
+    client: Any, keys: Keys, *, batch: int = 1_000
+) -> Iterator[tuple[str, ProspectFacts, ProspectState]]:
+    """Every prospect with a checkpointed state, with its facts, a SCAN batch at a time (never
+    all in memory); in SCAN's order, which is no order (sorting would need them all)."""
+    head = keys.state("")
+    pattern = _glob_escape(head) + "*"
+    facts_key = keys.facts
+    cursor = 0
+    while True:
+        cursor, found = client.scan(cursor, match=pattern, count=batch)
+        if found:
+            names = [k.decode()[len(head) :] for k in found]
+            values = client.mget([*found, *(facts_key(p) for p in names)])
+            for i, name in enumerate(names):
+                state, facts = values[i], values[len(names) + i]
+                if state is None:
+                    continue  # expired between the SCAN and the MGET
+                yield (
+                    name,
+                    decode_facts(facts) if facts is not None else ProspectFacts(),
+                    decode_state(state),
+                )
+        if cursor == 0:
+            return
+
+
+def _glob_escape(text: str) -> str:
+    """`text` as a literal in a SCAN MATCH pattern (a prefix may hold `*`, `?`, `[`)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+__all__ = [
+    "AS_OF",
+    "count_fields",
+    "counts_args",
+    "counts_of",
+    "prospects",
+    "read_counts",
+    "read_prospect",
+    "read_scorecard",
+]

@@ -1,0 +1,274 @@
+"""The live scorecard in Redis: facts with the states, counts with the chunk that wrote them.
+
+A real Redis (the session's embedded server). The commit sink is given `Effects` as the live
+flow's logic makes them (a state, the facts, the batch's counts delta); what a checkpoint
+writes is read back through `connectors.scorecard_store`, as `report --redis` reads it.
+"""
+
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from connectors.checkpoint import StateStore
+from connectors.effects import Effects
+from connectors.keys import Keys
+from connectors.metrics import Metrics
+from connectors.redis_client import client
+from connectors.redis_sink import CommitSink
+from connectors.scorecard_store import (
+    count_fields,
+    counts_of,
+    prospects,
+    read_counts,
+    read_prospect,
+    read_scorecard,
+)
+from operators.scorecard_facts import Counts, ProspectFacts, Recent, decode_facts, encode_facts
+from operators.state import ProspectState, encode_state
+from operators.timeutil import DAY_MS, parse_ts
+from tests.report.helpers import POLICY
+
+pytestmark = pytest.mark.redis
+KEYS = Keys(prefix="sc*[x]", shards=2)  # glob characters: SCAN must match them literally
+T0 = parse_ts("2026-03-02T15:00:00Z")
+
+
+def delta(k: int) -> Counts:
+    """A batch's counts, different for every `k` (so a count in the wrong place shows)."""
+    c = Counts()
+    c.touches[k % 5] += 1 + k % 3
+    c.replies[(k + 1) % 5] += k % 2
+    c.prospects_touched += 1
+    c.campaigns[f"camp:{k % 4}"] = [1, k % 2, 0, 1 - k % 2]
+    c.held_back["cap.week"] = [k % 2, 0]
+    c.daily[(T0 + k * DAY_MS) // DAY_MS] = [1, 0, 0, 0, 0, 0, 0, 0, 0, k % 2]
+    if k % 7 == 0:
+        c.touches[0] -= 1  # a release: deltas may be negative
+    return c
+
+
+def effects(k: int, prospect: str, stream_ms: int) -> Effects:
+    state = encode_state(ProspectState(prospect=prospect, seq=k))
+    facts = encode_facts(ProspectFacts(touches=[k, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)]))
+    return Effects([], state, None, [], None, None, facts, delta(k), stream_ms)
+
+
+def total(deltas: list[Counts]) -> Counts:
+    out = Counts()
+    for d in deltas:
+        out.add(d)
+    return out
+
+
+def test_fields_round_trip_through_the_hash() -> None:
+    c = total([delta(k) for k in range(12)])
+    flat = count_fields(c)
+    fields = {str(f).encode(): str(n).encode() for f, n in zip(flat[::2], flat[1::2], strict=True)}
+    back, as_of = counts_of({**fields, b"as_of": b"12345", b"newer:field": b"3"})
+    assert as_of == 12345
+    assert back.touches == c.touches
+    assert back.campaigns == c.campaigns
+    assert back.daily == c.daily
+    assert back.held_back == c.held_back
+    assert back.prospects_touched == c.prospects_touched
+
+
+def test_a_checkpoint_writes_facts_and_the_counts_of_its_states(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    names = [f"p{k}" for k in range(450)]  # three chunks
+    try:
+        part.write_batch([(p, effects(k, p, T0 + k)) for k, p in enumerate(names)])
+        part.write_batch([("p3", effects(1000, "p3", T0 - 5))])  # a later batch of p3
+        assert read_counts(redis_client, KEYS) is None, "nothing before the checkpoint"
+        part.checkpoint()
+    finally:
+        part.close()
+    found = read_counts(redis_client, KEYS)
+    assert found is not None
+    counts, as_of = found
+    want = total([*(delta(k) for k in range(len(names))), delta(1000)])
+    assert counts == want
+    assert as_of == T0 + len(names) - 1
+    state, facts = read_prospect(redis_client, KEYS, "p3") or (None, None)
+    assert state is not None
+    assert state.seq == 1000
+    assert facts == ProspectFacts(touches=[1000, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)])
+    assert 0 < redis_client.ttl(KEYS.facts("p3")) <= 200 * 86_400
+    assert sorted(p for p, _f, _s in prospects(redis_client, KEYS, batch=7)) == sorted(names)
+    card = read_scorecard(redis_client, KEYS, POLICY)
+    assert card is not None
+    assert card["overall"]["touches"] == sum(want.touches)
+    assert card["as_of"] == "2026-03-02T15:00:00.449Z"
+
+
+def test_a_kill_between_chunks_leaves_exactly_the_written_states_counts(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """Chunks are written one call at a time: the counts in Redis after any number of them are
+    those of the states written, so a redelivery re-counts exactly what is not there."""
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    names = [f"p{k}" for k in range(450)]
+    try:
+        part.write_batch([(p, effects(k, p, T0)) for k, p in enumerate(names)])
+        dirty = dict(part._dirty)
+        first = dict(list(dirty.items())[:200])
+        part._write_chunk(first)  # the process dies here, before the second chunk
+    finally:
+        part._closed.set()
+        part._r.close()
+    found = read_counts(redis_client, KEYS)
+    assert found is not None
+    written = [k for k, p in enumerate(names) if redis_client.exists(KEYS.state(p))]
+    assert len(written) == 200
+    assert found[0] == total([delta(k) for k in written])
+
+
+def test_a_refused_checkpoint_keeps_the_counts_with_their_states(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """A call that fails writes nothing, and the counts wait with the states for the next."""
+    redis_client.set(KEYS.scorecard, "not a hash")
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    try:
+        part.write_batch([("a", effects(1, "a", T0)), ("b", effects(2, "b", T0))])
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            part.checkpoint()
+        assert not redis_client.exists(KEYS.state("a"), KEYS.facts("a"))
+        part.write_batch([("a", effects(3, "a", T0 + 9))])  # newer: keeps the older's counts
+        redis_client.delete(KEYS.scorecard)
+        part.checkpoint()
+    finally:
+        part.close()
+    found = read_counts(redis_client, KEYS)
+    assert found == (total([delta(1), delta(2), delta(3)]), T0 + 9)
+
+
+def test_states_load_with_their_facts_and_old_states_with_empty_facts(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    redis_client.set(KEYS.state("old"), encode_state(ProspectState(prospect="old", seq=4)))
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    try:
+        part.write_batch([("new", effects(5, "new", T0)), ("held", effects(6, "held", T0))])
+        part.checkpoint()
+        part.write_batch([("held", effects(7, "held", T0))])  # not yet written: the sink's
+        store = StateStore(redis_client, KEYS, Metrics(), saved=sink.saved, facts=True)
+        store.prefetch(["old", "new"])
+        for name, seq, touches in (("old", 4, None), ("new", 5, 5), ("held", 7, 7)):
+            state = store.take(name)
+            assert state is not None
+            assert state.seq == seq
+            facts = store.take_facts(name)
+            assert (facts.touches[0] if facts.touches else None) == touches
+        assert store.take("nobody") is None
+        assert store.take_facts("nobody") == ProspectFacts()
+    finally:
+        part.close()
+    redis_client.set(KEYS.facts("old"), b"\xc1 not msgpack")
+    store = StateStore(redis_client, KEYS, Metrics(), facts=True)
+    with pytest.raises(RuntimeError, match="facts:old is unreadable"):
+        store.take("old")
+    raw: Any = redis_client.get(KEYS.facts("new"))
+    assert decode_facts(raw).touches == [5, 0, 0, 0, 0]
+
+
+def test_counts_put_back_under_a_newer_state_are_kept(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """A checkpoint fails while a newer batch of the same prospect arrives: the newer state is
+    written, with the counts of both (the older state's inputs are in it)."""
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    try:
+        part.write_batch([("a", effects(1, "a", T0 + 5))])
+        with part._lock:
+            taken, part._dirty = part._dirty, {}  # a checkpoint takes them...
+        part.write_batch([("a", effects(3, "a", T0))])  # ...a newer batch comes meanwhile...
+        part._put_back(taken)  # ...and the checkpoint fails
+        part.checkpoint()
+    finally:
+        part.close()
+    assert read_counts(redis_client, KEYS) == (total([delta(1), delta(3)]), T0 + 5)
+    state, _facts = read_prospect(redis_client, KEYS, "a") or (None, None)
+    assert state is not None
+    assert state.seq == 3
+
+
+def test_the_fast_zero_counts_are_the_default_counts() -> None:
+    assert Counts.zero() == Counts()
+    assert Counts.zero().touches is not Counts.zero().touches
+
+
+class _Calls:
+    """A client that records the commands it is asked for (`report --redis` must not scan)."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self.r, name)
+
+
+def test_the_scorecard_is_one_hgetall_whatever_the_number_of_prospects(
+    redis_client: redis.Redis,
+) -> None:
+    """Three years of per-day series, hundreds of campaigns and rules, thousands of prospects:
+    one command, well under the issue's second (the prospects are never read)."""
+    c = Counts()
+    for day in range(3 * 365):
+        c.daily[20_000 + day] = [day % 7 + 1] * 10
+    for k in range(300):
+        c.campaigns[f"campaign-{k}"] = [k, k, 1, 1]
+        c.held_back[f"rule-{k % 40}"] = [1, 2]
+    c.touches = [10**9, 2, 3, 4, 5]
+    flat = count_fields(c)
+    redis_client.hset(KEYS.scorecard, mapping=dict(zip(flat[::2], flat[1::2], strict=True)))
+    pipe = redis_client.pipeline(transaction=False)
+    for k in range(5_000):
+        pipe.set(KEYS.state(f"p{k}"), b"x")
+    pipe.execute()
+    calls = _Calls(redis_client)
+    started = time.perf_counter()
+    card: Any = read_scorecard(calls, KEYS, POLICY)
+    elapsed = time.perf_counter() - started
+    assert calls.calls == ["hgetall"]
+    assert card["channels"]["email"]["touches"] == 10**9
+    assert len(card["daily"]) == 3 * 365
+    assert len(card["campaigns"]) == 300
+    assert elapsed < 0.5, elapsed
+
+
+def test_report_and_inspect_redis_errors_are_one_line(
+    redis_client: redis.Redis, redis_test_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing written yet, an unknown prospect, a key of the wrong type: status 1, one line."""
+    from dataflows.inspect_cli import main as inspect_main
+    from dataflows.report import main as report_main
+
+    keys = Keys()  # the bundled config's prefix
+    cases: list[tuple[Any, list[str], str]] = [
+        (report_main, ["--redis", redis_test_url], "no live scorecard under prefix 'touchflow'"),
+        (inspect_main, ["p", "--redis", redis_test_url], "no checkpointed state of prospect 'p'"),
+    ]
+    for main, argv, says in cases:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"touchflow: {says}"), err
+        assert len(err.splitlines()) == 1
+    redis_client.set(keys.scorecard, "not a hash")
+    assert report_main(["--redis", redis_test_url, "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith("touchflow: reading the scorecard from Redis at redis://")
+    assert "WRONGTYPE" in out.err
+    assert len(out.err.splitlines()) == 1
