@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all demo test lint typecheck unit bench lock clean
+.PHONY: all demo test lint typecheck unit page screenshot bench lock clean
 
 all: test
 
@@ -36,6 +36,15 @@ unit: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The scorecard page alone: HTTP tests and the headless-chromium tests (Debian's chromium and
+# chromium-driver: apt-get install chromium chromium-driver).
+page: $(STAMP)
+	$(PY) -m pytest tests/page tests/connectors/test_metrics_server.py $(PYTEST_ARGS)
+
+# The README's screenshot of the page (tests/page/scorecard.png), from a simulated week.
+screenshot: $(STAMP)
+	$(PY) -m tests.page.screenshot
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_capcheck.py

@@ -1,24 +1,14 @@
-"""Prometheus metrics and a health endpoint for live mode. No prospect id in any label.
+"""Prometheus metrics of live mode (served by `connectors/web.py`). No prospect id in any label.
 
 Label values are bounded: reasons keep their trigger or sequence name but campaign requests are
 folded to `request` (campaign names are unbounded), rules are the policy's rule names.
 """
 
-import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from connectors.health import HEALTH, Health
 from operators.records import Command
@@ -58,6 +48,13 @@ class Metrics:
             registry=r,
         )
         self.refusing.set_function(lambda: 1.0 if health.refusing() else 0.0)
+        self._problem: Callable[[], str | None] = health.problem
+        self.healthy = Gauge(
+            "touchflow_healthy",
+            "1 while this process does its work (/healthz answers 200), else 0; read on scrape",
+            registry=r,
+        )
+        self.healthy.set_function(self._healthy)
         self.events = Counter("touchflow_events", "Events applied, by type", ["type"], registry=r)
         self.commands = Counter(
             "touchflow_commands",
@@ -113,6 +110,16 @@ class Metrics:
             registry=r,
         )
 
+    def watch_health(self, problem: Callable[[], str | None]) -> None:
+        """Base `touchflow_healthy` on `problem()`, the check `/healthz` answers with."""
+        self._problem = problem
+
+    def _healthy(self) -> float:
+        try:
+            return 0.0 if self._problem() is not None else 1.0
+        except Exception:  # a check that fails is an unhealthy answer, not a failed scrape
+            return 0.0
+
     def events_decoded(self, counts: dict[str, int]) -> None:
         for kind, count in counts.items():
             self.events_of(kind).inc(count)
@@ -138,42 +145,3 @@ class Metrics:
 
     def dead_letters(self, count: int) -> None:
         self.dead.inc(count)
-
-
-def serve(metrics: Metrics, port: int, problem: Callable[[], str | None]) -> ThreadingHTTPServer:
-    """Serve `/metrics` (Prometheus text) and `/healthz` on a daemon thread; 404 for any other
-    path (a query string is ignored).
-
-    `/healthz` answers 200 `ok`, or 503 `unhealthy: <reason>` while `problem()` returns one, so
-    a probe or a person sees why without reading the logs.
-    """
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
-            if path == "/metrics":
-                body = generate_latest(metrics.registry)
-                self._reply(200, CONTENT_TYPE_LATEST, body)
-            elif path == "/healthz":
-                why = problem()
-                if why is None:
-                    self._reply(200, "text/plain; charset=utf-8", b"ok\n")
-                else:
-                    body = f"unhealthy: {why}\n".encode()
-                    self._reply(503, "text/plain; charset=utf-8", body)
-            else:
-                self._reply(404, "text/plain; charset=utf-8", b"not found\n")
-
-        def _reply(self, code: int, content_type: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # no access log flood
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
-    return server

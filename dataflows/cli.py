@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, help="worker processes")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT")
     run.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics port listens on (127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    run.add_argument(
         "--data-dir", type=Path, default=Path(".touchflow"), help="embedded Redis data directory"
     )
     run.add_argument(
@@ -99,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("proc_id", type=int)
     worker.add_argument("--config", type=Path, default=None)
     worker.add_argument("--metrics-port", type=int, default=None)
+    worker.add_argument("--metrics-host", default="127.0.0.1")
 
     dp = sub.add_parser(
         "demo",
@@ -171,7 +178,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from dataflows.supervisor import worker_main
 
         policy = load_policy(args.config)
-        return worker_main(policy, args.addresses, args.proc_id, args.metrics_port)
+        return worker_main(
+            policy, args.addresses, args.proc_id, args.metrics_port, args.metrics_host
+        )
     if args.command == "demo":
         if args.replay:
             from dataflows.demo import run_demo
@@ -223,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         workers=args.workers,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         data_dir=args.data_dir,
         config=args.config,
         addresses=tuple(a for a in (args.addresses or "").replace(",", ";").split(";") if a),

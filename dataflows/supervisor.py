@@ -26,11 +26,14 @@ import redis
 from bytewax.testing import cluster_main, run_main
 
 from connectors.health import HEALTH
-from connectors.metrics import Metrics, serve
+from connectors.metrics import Metrics
 from connectors.redis_client import client, connect, redacted
 from connectors.redis_server import EmbeddedRedis
 from connectors.retry import retrying
+from connectors.scorecard_metrics import ScorecardProvider
+from connectors.scorecard_store import read_scorecard
 from connectors.shard_count import claim_shards
+from connectors.web import DEFAULT_HOST, WebServer, metrics_token, serve
 from dataflows.live import housekeeping, keys_for, live_flow, stop, stopped_within, stopping
 from operators.policy import Policy
 
@@ -53,6 +56,8 @@ class LiveSettings:
     redis_url: str | None
     workers: int = 1
     metrics_port: int | None = None
+    # Where the metrics port listens: loopback unless a deployment opens it (`--metrics-host`).
+    metrics_host: str = DEFAULT_HOST
     data_dir: Path = Path(".touchflow")
     config: Path | None = None
     # Bytewax's cluster flags: every process's host:port, and this process's index in them.
@@ -107,9 +112,23 @@ def run(policy: Policy, settings: LiveSettings) -> int:
         if settings.addresses:  # this host's process of a cluster
             proc_id = settings.process_id
             log.info("process %d of %s", proc_id, ";".join(settings.addresses))
-            return run_worker(policy, url, settings.metrics_port, list(settings.addresses), proc_id)
+            return run_worker(
+                policy,
+                url,
+                settings.metrics_port,
+                list(settings.addresses),
+                proc_id,
+                metrics_host=settings.metrics_host,
+            )
         if settings.workers == 1:
-            return run_worker(policy, url, settings.metrics_port, addresses=None, proc_id=0)
+            return run_worker(
+                policy,
+                url,
+                settings.metrics_port,
+                addresses=None,
+                proc_id=0,
+                metrics_host=settings.metrics_host,
+            )
         return _supervise(url, settings)
     finally:
         if embedded is not None:
@@ -117,14 +136,24 @@ def run(policy: Policy, settings: LiveSettings) -> int:
 
 
 def run_worker(
-    policy: Policy, url: str, metrics_port: int | None, addresses: list[str] | None, proc_id: int
+    policy: Policy,
+    url: str,
+    metrics_port: int | None,
+    addresses: list[str] | None,
+    proc_id: int,
+    *,
+    metrics_host: str = DEFAULT_HOST,
 ) -> int:
-    """One worker process: serve metrics, run the flow, exit 0 after a clean stop."""
+    """One worker process: serve metrics, run the flow, exit 0 after a clean stop.
+
+    The metrics port (`metrics_port + proc_id`) answers before the flow starts, so a probe sees
+    the process from its first second, and stops after the flow's final checkpoint.
+    """
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     metrics = Metrics()
     _tune_for_latency()
-    server = None
+    server: WebServer | None = None
     if metrics_port is not None:
         probe = client(url, retries=0)
 
@@ -142,7 +171,14 @@ def run_worker(
                 return f"Redis does not answer: {redacted(str(exc))}"
             return None
 
-        server = serve(metrics, metrics_port + proc_id, problem)
+        server = serve(
+            metrics,
+            metrics_port + proc_id,
+            problem,
+            host=metrics_host,
+            scorecard=scorecard_provider(policy, url, proc_id),
+            token=metrics_token(),
+        )
     flow = live_flow(policy, url, metrics, prefetch=addresses is None)
     if proc_id == 0:
         threading.Thread(
@@ -163,7 +199,7 @@ def run_worker(
             cluster_main(flow, addresses, proc_id, epoch_interval=EPOCH)  # type: ignore[no-untyped-call]
     finally:
         if server is not None:
-            server.shutdown()
+            server.stop()
     return 0
 
 
@@ -210,6 +246,7 @@ def _supervise(url: str, settings: LiveSettings) -> int:
             cmd += ["--config", str(settings.config)]
         if settings.metrics_port is not None:
             cmd += ["--metrics-port", str(settings.metrics_port)]
+            cmd += ["--metrics-host", settings.metrics_host]
         children.append(subprocess.Popen(cmd, env=env))
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -239,7 +276,30 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def worker_main(policy: Policy, addresses: str, proc_id: int, metrics_port: int | None) -> int:
-    """Entry of a supervised worker process (the hidden `_worker` subcommand)."""
+def worker_main(
+    policy: Policy,
+    addresses: str,
+    proc_id: int,
+    metrics_port: int | None,
+    metrics_host: str = DEFAULT_HOST,
+) -> int:
+    """Entry of a supervised worker process (the hidden `_worker` subcommand). The metrics
+    token, like the Redis URL, comes in the environment, never on the command line."""
     url = os.environ["TOUCHFLOW_REDIS_URL"]
-    return run_worker(policy, url, metrics_port, addresses.split(","), proc_id)
+    return run_worker(
+        policy, url, metrics_port, addresses.split(","), proc_id, metrics_host=metrics_host
+    )
+
+
+def scorecard_provider(policy: Policy, url: str, proc_id: int) -> ScorecardProvider | None:
+    """What `/scorecard.json` and the `touchflow_scorecard_*` series read: process 0 only (one
+    page per deployment, each series once; the counts are the deployment's, in one Redis hash
+    every process adds to), and only where the live flow keeps a scorecard (`streams.scorecard`).
+
+    Its own client: a read must not queue behind the flow's writes. One HGETALL per call, and
+    `connectors.web` shares an answer for a second between a scrape and a page refresh.
+    """
+    if proc_id != 0 or not policy.streams.scorecard:
+        return None
+    reader, keys = client(url, retries=1), keys_for(policy)
+    return lambda: read_scorecard(reader, keys, policy)

@@ -1,9 +1,11 @@
-"""A regular (non-editable) install works: the default policy ships as package data.
+"""A regular (non-editable) install works: the default policy and the scorecard page ship as
+package data.
 
 The wheel is built from this checkout and installed with pip into a fresh virtualenv, not in
 editable mode; its dependencies come from the test environment's site-packages (a .pth file, so
 no download). From a directory far from the checkout, `touchflow replay` must run with the
-bundled default config, and its code must come from the installed copy.
+bundled default config, and its code must come from the installed copy; the metrics port of the
+installed copy must serve the scorecard page and its files (the chart library included).
 """
 
 import json
@@ -12,12 +14,35 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
+PAGE_FILES = (
+    "connectors/page/scorecard.html",
+    "connectors/page/scorecard.js",
+    "connectors/page/scorecard.css",
+    "connectors/page/vendor/chart.umd.min.js",
+    "connectors/page/vendor/chart.js-LICENSE.md",
+)
+# Run by the installed interpreter: serve the page from the installed package and fetch it.
+SERVE_PAGE = """
+import sys, urllib.request
+import connectors.web as web
+from connectors.metrics import Metrics
+server = web.serve(Metrics(), 0, lambda: None, scorecard=lambda: None)
+try:
+    for path in ("/scorecard", "/scorecard/assets/scorecard.js", "/scorecard/assets/scorecard.css",
+                 "/scorecard/assets/chart.umd.min.js"):
+        with urllib.request.urlopen(server.url + path, timeout=10) as reply:
+            print(path, reply.status, len(reply.read()))
+finally:
+    server.stop()
+print(web.__file__)
+"""
 EVENTS = b"""\
 {"id":"1","type":"page_view","prospect":"p1","ts":"2026-03-02T15:00:00Z","url":"/pricing"}
 {"id":"2","type":"form_submit","prospect":"p2","ts":"2026-03-02T15:00:00Z"}
@@ -44,6 +69,8 @@ def test_a_regular_install_replays_with_the_bundled_config(tmp_path: Path) -> No
     )  # fmt: skip
     assert built.returncode == 0, built.stderr.decode()
     (wheel,) = wheels.glob("touchflow-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert set(PAGE_FILES) <= set(archive.namelist())
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
@@ -70,3 +97,12 @@ def test_a_regular_install_replays_with_the_bundled_config(tmp_path: Path) -> No
     # needs a phone consent the default policy requires and p2 never gave).
     sent = [(x["prospect"], x["channel"]) for x in map(json.loads, replayed.stdout.splitlines())]
     assert sent == [("p1", "chat"), ("p2", "email")]
+    served = _run([str(python), "-c", SERVE_PAGE], work)
+    assert served.returncode == 0, served.stderr.decode()
+    lines = served.stdout.decode().splitlines()
+    assert str(site) in lines[-1], "the page came from the checkout, not the install"
+    sizes = {path: int(size) for path, status, size in (x.split() for x in lines[:-1])
+             if status == "200"}  # fmt: skip
+    vendored = ROOT / "connectors/page/vendor/chart.umd.min.js"
+    assert sizes["/scorecard/assets/chart.umd.min.js"] == vendored.stat().st_size
+    assert len(sizes) == 4, lines
