@@ -179,7 +179,7 @@ def run_worker(
             scorecard=scorecard_provider(policy, url, proc_id),
             token=metrics_token(),
         )
-    flow = live_flow(policy, url, metrics, prefetch=addresses is None)
+    flow = live_flow(policy, url, metrics, alone=addresses is None)
     if proc_id == 0:
         threading.Thread(
             target=housekeeping,
