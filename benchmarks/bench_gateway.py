@@ -2,6 +2,10 @@
 
 Starts its own Redis (embedded) and a gateway process whose app has one extra route, `/noop`,
 that answers at once: the ceiling of uvicorn + Starlette on this box, measured in the same run.
+The gateway's endpoints do not go through Starlette's routing (`connectors/gateway_http.py`);
+a second no-op, `/noop-front`, is answered by the same front as they are, so the ratio against
+that (`ratio_front`: the share of a bare uvicorn request the gateway's own work leaves) is shown
+too.
 This process is the load: a small keep-alive HTTP/1.1 client on asyncio over 127.0.0.1 only,
 bounded in count and time. Measured:
 
@@ -37,10 +41,13 @@ from benchmarks._common import machine, print_json  # noqa: E402
 def serve(redis_url: str, port: int, spool: str) -> None:
     """The server process: the gateway app plus `/noop`."""
     import uvicorn
+    from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
+    from starlette.types import Receive
 
+    from connectors.gateway_http import Answer, Incoming, read_body
     from dataflows.gateway import GatewaySettings, build_app, secrets_from_env
     from operators.providers.config import GatewayConfig
 
@@ -56,7 +63,14 @@ def serve(redis_url: str, port: int, spool: str) -> None:
         await request.body()
         return Response(b"ok")
 
-    app.router.routes.append(Route("/noop", noop, methods=["POST"]))
+    async def noop_front(incoming: Incoming, receive: Receive) -> Answer:
+        await read_body(incoming.headers, receive, 1 << 20)
+        return Answer(200, b"ok", "text/plain")
+
+    starlette = app.fallback
+    assert isinstance(starlette, Starlette)
+    starlette.router.routes.append(Route("/noop", noop, methods=["POST"]))
+    app.handlers["/noop-front"] = noop_front
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -196,13 +210,19 @@ def main() -> int:
                 _path, body, headers = signed[i % len(signed)]
                 return "/noop", body, headers
 
+            def noop_front(i: int) -> tuple[str, bytes, dict[str, str]]:
+                _path, body, headers = signed[i % len(signed)]
+                return "/noop-front", body, headers
+
             asyncio.run(blast(port, twilio, 300, 8))  # warm-up
             asyncio.run(blast(port, noop, 300, 8))
+            asyncio.run(blast(port, noop_front, 300, 8))
             sg_rps = asyncio.run(blast(port, sendgrid, 200, 8))
-            tw, no = [], []
+            tw, no, nf = [], [], []
             for _ in range(3):  # interleaved, median kept
                 tw.append(asyncio.run(blast(port, twilio, 1500, 16)))
                 no.append(asyncio.run(blast(port, noop, 1500, 16)))
+                nf.append(asyncio.run(blast(port, noop_front, 1500, 16)))
             latencies = sorted(asyncio.run(paced(port, twilio, 500, 4.0)))
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
         finally:
@@ -210,12 +230,15 @@ def main() -> int:
             proc.wait(timeout=20)
     tw.sort()
     no.sort()
+    nf.sort()
     result = {
         "sendgrid_events_per_s": round(sg_rps * 100),
         "twilio_requests_per_s": round(tw[1]),
         "noop_requests_per_s": round(no[1]),
         "ratio": round(tw[1] / no[1], 3),
         "p99_ms_at_500_rps": round(p99, 2),
+        "noop_front_requests_per_s": round(nf[1]),
+        "ratio_front": round(tw[1] / nf[1], 3),
     }
     if args.json:
         print_json({**result, "machine": machine()})

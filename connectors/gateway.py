@@ -5,7 +5,9 @@ Answers in the contract's order: 404 when the endpoint's secret is not set; 413 
 slip past); 401 for a missing, bad or stale signature (nothing written); 400 for a body that is
 not the provider's format at all (its raw bytes dead-lettered); else 200 with `{"appended",
 "ignored", "dead"}` once the request's entries are durable (`connectors/gateway_store.py`), or
-503 when they cannot be made so. Twilio endpoints answer an empty TwiML document.
+503 when they cannot be made so. Twilio endpoints answer an empty TwiML document; they take a
+signature made with the Auth Token, or, where a Twilio Webhook Rule signs with a SharedKey, with
+one of `TOUCHFLOW_TWILIO_SHARED_KEYS` (`gateway_auth.twilio`): either secret turns them on.
 
 No secret reaches a log line, an error or a metric: checks report only `missing`, `bad` or
 `stale`, and refusals are logged at most once a minute per provider, without request data.
@@ -15,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final, NamedTuple
 
 import orjson
@@ -23,8 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive
 
 from connectors import gateway_auth as auth
+from connectors.gateway_http import Answer, Handler, Incoming, read_body
 from connectors.gateway_metrics import GatewayMetrics
 from connectors.gateway_store import Batch, Dead, Outcome, Pending, Ready, Store
 from connectors.spool import SpoolError
@@ -47,6 +52,7 @@ class Secrets(Struct, frozen=True, kw_only=True):
     token: str | None = None
     sendgrid_public_key: str | None = None
     twilio_auth_token: str | None = None
+    twilio_shared_keys: str | None = None  # SharedKey secrets, space-separated (a rotation)
     mailgun_signing_key: str | None = None
     postmark_credentials: str | None = None
     segment_secret: str | None = None
@@ -66,6 +72,7 @@ SECRET_ENV: Final[Mapping[str, str]] = {
     "token": "TOUCHFLOW_GATEWAY_TOKEN",
     "sendgrid_public_key": "TOUCHFLOW_SENDGRID_PUBLIC_KEY",
     "twilio_auth_token": "TOUCHFLOW_TWILIO_AUTH_TOKEN",
+    "twilio_shared_keys": "TOUCHFLOW_TWILIO_SHARED_KEYS",
     "mailgun_signing_key": "TOUCHFLOW_MAILGUN_SIGNING_KEY",
     "postmark_credentials": "TOUCHFLOW_POSTMARK_CREDENTIALS",
     "segment_secret": "TOUCHFLOW_SEGMENT_SECRET",
@@ -82,18 +89,20 @@ class Refused(Exception):
         self.check = check
 
 
-class Answer(NamedTuple):
-    status: int
-    body: bytes
-    media_type: str
-
-
 # An endpoint's own part: authenticate (raise Refused) and map (raise NotProviderFormatError).
-Prepare = Callable[[Request, bytes, str, float], Mapped | Batch]
+Prepare = Callable[[Incoming, bytes, str, float], Mapped | Batch]
+
+
+class Endpoint(NamedTuple):
+    provider: str
+    secret: str | None  # None or empty: the endpoint answers 404
+    prepare: Prepare
+    twiml: bool = False
 
 
 class Gateway:
-    """The endpoints' shared machinery; `routes()` gives the Starlette routes."""
+    """The endpoints' shared machinery: `handlers()` for the front (`connectors/gateway_http.py`),
+    `routes()` for the Starlette app behind it (`/healthz`, `/metrics`)."""
 
     def __init__(
         self,
@@ -113,64 +122,57 @@ class Gateway:
         self._clock = clock
         self._max_age = float(config.signature_max_age_s)
         self._track = dict(config.segment_track)
+        self._public_base = (config.public_url or "").rstrip("/")
         self._sendgrid = (
             auth.SendGridVerifier(secrets.sendgrid_public_key)
             if secrets.sendgrid_public_key
             else None
+        )
+        self._twilio_keys = auth.TwilioKeys.of(
+            secrets.twilio_auth_token, secrets.twilio_shared_keys
         )
         self._refusals_logged: dict[str, float] = {}
         # each (provider, status)'s counter and provider's histogram, looked up once
         self._counted: dict[tuple[str, int], Callable[[], None]] = {}
         self._timed: dict[str, Callable[[float], None]] = {}
 
-    def routes(self) -> list[Route]:
-        def post(
-            path: str, provider: str, secret: str | None, prepare: Prepare, *, twiml: bool = False
-        ) -> Route:
-            async def endpoint(request: Request) -> Response:
-                return await self._handle(request, provider, secret, prepare, twiml=twiml)
-
-            return Route(path, endpoint, methods=["POST"])
-
+    def endpoints(self) -> dict[str, Endpoint]:
         s = self._secrets
+        twilio_secret = s.twilio_auth_token or s.twilio_shared_keys  # either one: not a 404
+        return {
+            "/v1/events": Endpoint("events", s.token, self._first_party),
+            "/v1/hooks/sendgrid": Endpoint("sendgrid", s.sendgrid_public_key, self._sendgrid_hook),
+            "/v1/hooks/twilio/messages": Endpoint(
+                "twilio", twilio_secret, self._twilio_inbound, twiml=True
+            ),
+            "/v1/hooks/twilio/status": Endpoint(
+                "twilio", twilio_secret, self._twilio_status, twiml=True
+            ),
+            "/v1/hooks/twilio/calls": Endpoint(
+                "twilio", twilio_secret, self._twilio_calls, twiml=True
+            ),
+            "/v1/hooks/mailgun": Endpoint("mailgun", s.mailgun_signing_key, self._mailgun),
+            "/v1/hooks/postmark": Endpoint("postmark", s.postmark_credentials, self._postmark),
+            "/v1/hooks/segment": Endpoint("segment", s.segment_secret, self._segment),
+            "/v1/hooks/calendly": Endpoint("calendly", s.calendly_signing_key, self._calendly),
+            "/v1/hooks/intercom": Endpoint("intercom", s.intercom_client_secret, self._intercom),
+        }
+
+    def handlers(self) -> dict[str, Handler]:
+        """Each endpoint path's handler: `_handle` with its endpoint bound (a partial adds no
+        coroutine frame of its own to every request)."""
+        return {path: partial(self._handle, e) for path, e in self.endpoints().items()}
+
+    def routes(self) -> list[Route]:
         return [
-            post("/v1/events", "events", s.token, self._first_party),
-            post("/v1/hooks/sendgrid", "sendgrid", s.sendgrid_public_key, self._sendgrid_hook),
-            post(
-                "/v1/hooks/twilio/messages",
-                "twilio",
-                s.twilio_auth_token,
-                self._twilio_inbound,
-                twiml=True,
-            ),
-            post(
-                "/v1/hooks/twilio/status",
-                "twilio",
-                s.twilio_auth_token,
-                self._twilio_status,
-                twiml=True,
-            ),
-            post(
-                "/v1/hooks/twilio/calls",
-                "twilio",
-                s.twilio_auth_token,
-                self._twilio_calls,
-                twiml=True,
-            ),
-            post("/v1/hooks/mailgun", "mailgun", s.mailgun_signing_key, self._mailgun),
-            post("/v1/hooks/postmark", "postmark", s.postmark_credentials, self._postmark),
-            post("/v1/hooks/segment", "segment", s.segment_secret, self._segment),
-            post("/v1/hooks/calendly", "calendly", s.calendly_signing_key, self._calendly),
-            post("/v1/hooks/intercom", "intercom", s.intercom_client_secret, self._intercom),
             Route("/healthz", self._healthz, methods=["GET"]),
             Route("/metrics", self._metrics_page, methods=["GET"]),
         ]
 
-    async def _handle(
-        self, request: Request, provider: str, secret: str | None, prepare: Prepare, *, twiml: bool
-    ) -> Response:
+    async def _handle(self, endpoint: Endpoint, incoming: Incoming, receive: Receive) -> Answer:
         started = time.perf_counter()
-        answer = await self._answer(request, provider, secret, prepare, twiml=twiml)
+        answer = await self._answer(endpoint, incoming, receive)
+        provider = endpoint.provider
         count = self._counted.get((provider, answer.status))
         if count is None:
             count = self._metrics.requests.labels(provider, str(answer.status)).inc
@@ -180,19 +182,18 @@ class Gateway:
         if observe is None:
             observe = self._timed[provider] = self._metrics.latency.labels(provider).observe
         observe(time.perf_counter() - started)
-        return Response(answer.body, answer.status, media_type=answer.media_type)
+        return answer
 
-    async def _answer(
-        self, request: Request, provider: str, secret: str | None, prepare: Prepare, *, twiml: bool
-    ) -> Answer:
+    async def _answer(self, endpoint: Endpoint, incoming: Incoming, receive: Receive) -> Answer:
+        provider, secret = endpoint.provider, endpoint.secret
         if not secret:
             return _text(404, "not found: this endpoint's secret is not set")
-        body = await _read_body(request, self._config.max_body_bytes)
+        body = await read_body(incoming.headers, receive, self._config.max_body_bytes)
         if body is None:
             return _text(413, f"body over {self._config.max_body_bytes} bytes")
         now = self._clock()
         try:
-            prepared = prepare(request, body, secret, now)
+            prepared = endpoint.prepare(incoming, body, secret, now)
         except Refused as refused:
             self._metrics.signature_failures.labels(provider, refused.check).inc()
             self._log_refusal(provider, refused.check)
@@ -211,8 +212,8 @@ class Gateway:
         outcome = await self._commit(prepared)
         if outcome is None:
             return _text(503, "cannot store the request now; retry")
-        if twiml:
-            return Answer(200, TWIML, "text/xml")
+        if endpoint.twiml:
+            return _TWIML_ANSWER
         counts: dict[str, object] = {
             "appended": outcome.appended,
             "ignored": len(skipped),
@@ -232,14 +233,21 @@ class Gateway:
         return outcome
 
     def _log_refusal(self, provider: str, check: str) -> None:
+        self._log_limited(
+            provider, f"gateway: refused a {provider} request: {check} signature (401)"
+        )
+
+    def _log_limited(self, topic: str, message: str) -> None:
+        """Log `message` at most once a minute per `topic` (a flood of bad requests must not
+        flood the log)."""
         now = time.monotonic()
-        if now - self._refusals_logged.get(provider, -_REFUSAL_LOG_EVERY_S) >= _REFUSAL_LOG_EVERY_S:
-            self._refusals_logged[provider] = now
-            log.warning("gateway: refused a %s request: %s signature (401)", provider, check)
+        if now - self._refusals_logged.get(topic, -_REFUSAL_LOG_EVERY_S) >= _REFUSAL_LOG_EVERY_S:
+            self._refusals_logged[topic] = now
+            log.warning("%s", message)
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def _first_party(self, request: Request, body: bytes, token: str, now: float) -> Batch:
+    def _first_party(self, request: Incoming, body: bytes, token: str, now: float) -> Batch:
         _authentic(auth.bearer(request.headers, token))
         batch = Batch("events")
         for raw in split_events(body):
@@ -250,29 +258,37 @@ class Gateway:
                 batch.ready.append(Ready(event.prospect, event_type(event), raw))
         return batch
 
-    def _sendgrid_hook(self, request: Request, body: bytes, key: str, now: float) -> Mapped:
+    def _sendgrid_hook(self, request: Incoming, body: bytes, key: str, now: float) -> Mapped:
         assert self._sendgrid is not None  # built whenever the key is set
         _authentic(self._sendgrid.check(request.headers, body, now, self._max_age))
         return sendgrid.map_body(body, _moment(now))
 
-    def _twilio(self, request: Request, body: bytes, token: str) -> dict[str, str]:
+    def _twilio(self, request: Incoming, body: bytes, token: str) -> dict[str, str]:
         pairs = twilio.parse_form_pairs(body)
         url = self._public(request)
-        _authentic(auth.twilio(request.headers, url, pairs, token))
+        check = auth.twilio(request.headers, url, pairs, self._twilio_keys)
+        if check != "ok" and auth.twilio_shared_key_unset(request.headers, self._twilio_keys):
+            self._log_limited(
+                "twilio-shared-key",
+                "gateway: a Twilio request signed with a SharedKey "
+                "(X-Twilio-Webhooks-Signature-Settings) while TOUCHFLOW_TWILIO_SHARED_KEYS is "
+                "not set: refused (401); set it to the SharedKey's secret",
+            )
+        _authentic(check)
         return twilio.first_values(pairs)
 
-    def _twilio_inbound(self, request: Request, body: bytes, token: str, now: float) -> Mapped:
+    def _twilio_inbound(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
         return twilio.map_inbound(self._twilio(request, body, token), _moment(now))
 
-    def _twilio_status(self, request: Request, body: bytes, token: str, now: float) -> Mapped:
+    def _twilio_status(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
         params = self._twilio(request, body, token)
-        return twilio.map_message_status(params, dict(request.query_params), _moment(now))
+        return twilio.map_message_status(params, _query(request), _moment(now))
 
-    def _twilio_calls(self, request: Request, body: bytes, token: str, now: float) -> Mapped:
+    def _twilio_calls(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
         params = self._twilio(request, body, token)
-        return twilio.map_call_status(params, dict(request.query_params), _moment(now))
+        return twilio.map_call_status(params, _query(request), _moment(now))
 
-    def _mailgun(self, request: Request, body: bytes, key: str, now: float) -> Mapped:
+    def _mailgun(self, request: Incoming, body: bytes, key: str, now: float) -> Mapped:
         try:  # no JSON means no signature: the 401 comes before the 400
             payload, signature = mailgun.signature_of(body)
         except NotProviderFormatError:
@@ -283,29 +299,28 @@ class Gateway:
         _authentic(auth.mailgun(ts, token, sig, key, now, self._max_age))
         return mailgun.map_payload(payload, _moment(now))
 
-    def _postmark(self, request: Request, body: bytes, credentials: str, now: float) -> Mapped:
+    def _postmark(self, request: Incoming, body: bytes, credentials: str, now: float) -> Mapped:
         _authentic(auth.basic(request.headers, credentials))
         return postmark.map_body(body, _moment(now))
 
-    def _segment(self, request: Request, body: bytes, secret: str, now: float) -> Mapped:
+    def _segment(self, request: Incoming, body: bytes, secret: str, now: float) -> Mapped:
         _authentic(auth.segment(request.headers, body, secret))
         return segment.map_body(body, _moment(now), self._track)
 
-    def _calendly(self, request: Request, body: bytes, key: str, now: float) -> Mapped:
+    def _calendly(self, request: Incoming, body: bytes, key: str, now: float) -> Mapped:
         _authentic(auth.calendly(request.headers, body, key, now, self._max_age))
         return calendly.map_body(body, _moment(now))
 
-    def _intercom(self, request: Request, body: bytes, secret: str, now: float) -> Mapped:
+    def _intercom(self, request: Incoming, body: bytes, secret: str, now: float) -> Mapped:
         _authentic(auth.intercom(request.headers, body, secret))
         return intercom.map_body(body, _moment(now))
 
-    def _public(self, request: Request) -> str:
+    def _public(self, request: Incoming) -> str:
         """The URL the provider called: `public_url` (a proxy's outside) + path + query."""
-        base = self._config.public_url
-        if not base:
-            return str(request.url)
-        query = request.url.query
-        return base.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+        if not self._public_base:
+            return request.url()
+        query = request.query
+        return self._public_base + request.path + (f"?{query}" if query else "")
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -346,24 +361,13 @@ def _moment(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 
 
+_TWIML_ANSWER: Final = Answer(200, TWIML, "text/xml")
+
+
 def _text(status: int, text: str) -> Answer:
     return Answer(status, text.encode(), "text/plain; charset=utf-8")
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The whole body, or None once it is known to pass `limit` (declared or read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                return None
-        except ValueError:
-            pass
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _query(request: Incoming) -> dict[str, str]:
+    """The query parameters, the last value of a repeated name (as Starlette's `QueryParams`)."""
+    return dict(twilio.parse_pairs(request.query))

@@ -12,16 +12,25 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
-from typing import Final, Literal
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, Literal, NamedTuple
 from urllib.parse import urlparse
 
 from sendgrid.helpers.eventwebhook import EventWebhook
-from twilio.request_validator import add_port, remove_port
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    add_port,
+    get_signature_algorithm,
+    remove_port,
+)
 
 Check = Literal["ok", "missing", "bad", "stale"]
 SENDGRID_SIGNATURE: Final = "x-twilio-email-event-webhook-signature"
 SENDGRID_TIMESTAMP: Final = "x-twilio-email-event-webhook-timestamp"
+SIGNATURE_SETTINGS_HEADER: Final = "x-twilio-webhooks-signature-settings"
+_TWILIO_HASHES: Final = {HMAC_SHA1: hashlib.sha1, HMAC_SHA256: hashlib.sha256}
 
 
 def _fresh(timestamp: str, now: float, max_age_s: float) -> Check:
@@ -78,47 +87,119 @@ class SendGridVerifier:
         return "ok" if valid else "bad"
 
 
-def twilio(
-    headers: Mapping[str, str], url: str, pairs: Sequence[tuple[str, str]], auth_token: str
-) -> Check:
-    """`X-Twilio-Signature`: HMAC-SHA1 over the URL Twilio called and the sorted parameters.
+class TwilioKeys(NamedTuple):
+    """The secrets a Twilio signature may be made with: the account Auth Token (requests without
+    `X-Twilio-Webhooks-Signature-Settings`), and the SharedKey secrets (requests with it: a
+    Webhook Rule of Twilio's Webhooks configuration API matched the URL). Several shared keys
+    while one is rotated: Twilio retries a request signed with the old one for a while."""
 
-    Accepts exactly what twilio's `RequestValidator(auth_token).validate(url, params, signature)`
-    accepts (a test holds the two side by side): the signature of the URL without its port, or
-    with its default port added (the SDK's own `remove_port`/`add_port`). The SDK always computes
-    both; here the second HMAC is computed only when the first does not match, each compared in
-    constant time (`hmac.compare_digest`).
+    auth_token: bytes | None
+    shared: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, auth_token: str | None, shared_keys: str | None) -> "TwilioKeys":
+        """From the environment's values; `shared_keys` holds one or more, space-separated."""
+        shared = tuple(key.encode("utf-8") for key in (shared_keys or "").split())
+        return cls(auth_token.encode("utf-8") if auth_token else None, shared)
+
+
+def twilio(
+    headers: Mapping[str, str], url: str, pairs: Sequence[tuple[str, str]], keys: TwilioKeys
+) -> Check:
+    """`X-Twilio-Signature`: HMAC over the URL Twilio called and the sorted parameters.
+
+    Accepts exactly what twilio's `RequestValidator(secret).validate(url, params, signature,
+    algorithm)` accepts (a test holds the two side by side): without a
+    `X-Twilio-Webhooks-Signature-Settings` header, HMAC-SHA1 with the Auth Token; with it, the
+    header's algorithm (the SDK's `get_signature_algorithm`: HMAC_SHA1 or HMAC_SHA256; any
+    other is refused, as the SDK refuses it) with a SharedKey secret, never the Auth Token. For
+    each, the URL without its port, or with its default port added (the SDK's own
+    `remove_port`/`add_port`). The SDK always computes both URL variants; here the one equal to
+    the URL as given first, the other only when it does not match. Every secret of a variant is
+    compared, in constant time, so the timing does not tell which one matched.
     """
     signature = headers.get("x-twilio-signature", "").strip()
     if not signature:
         return "missing"
+    settings = headers.get(SIGNATURE_SETTINGS_HEADER, "").strip()
+    if settings:
+        digest = _TWILIO_HASHES.get(get_signature_algorithm(settings).upper())
+        secrets = keys.shared
+    else:
+        digest, secrets = hashlib.sha1, (keys.auth_token,) if keys.auth_token else ()
+    if digest is None or not secrets:
+        return "bad"
     given = signature.encode()
-    parsed = urlparse(url)
     tail = _twilio_params(pairs)
-    key = auth_token.encode("utf-8")
-    without_port = remove_port(parsed)
-    if hmac.compare_digest(_twilio_signature(key, without_port, tail), given):
+    try:
+        without_port, with_port = _url_variants(url)
+    except ValueError:  # a port that is no number (from a Host header): no URL Twilio called
+        return "bad"
+    first, second = (with_port, without_port) if with_port == url else (without_port, with_port)
+    if _twilio_match(secrets, digest, first + tail, given):  # the URL as given, most likely
         return "ok"
-    with_port = add_port(parsed)
-    if with_port != without_port and hmac.compare_digest(
-        _twilio_signature(key, with_port, tail), given
-    ):
+    if second != first and _twilio_match(secrets, digest, second + tail, given):
         return "ok"
     return "bad"
 
 
+_PREFIXES: dict[str, tuple[str, str]] = {}  # scheme://host[:port]/path -> its two variants
+_PREFIXES_MAX: Final = 512
+_QUERY_OR_FRAGMENT: Final = re.compile(r"[?#]")
+
+
+def _url_variants(url: str) -> tuple[str, str]:
+    """`remove_port(urlparse(url))` and `add_port(urlparse(url))`, the SDK's own, computed once
+    per URL before its query: only the host part differs between the two, and a callback's
+    query (a prospect and a command id) is new for nearly every message. The query and fragment
+    are put back as `geturl()` puts them (empty ones dropped). URLs `urlsplit` would clean
+    (tabs, newlines, leading or trailing blanks) take the SDK's path whole."""
+    if "\t" in url or "\r" in url or "\n" in url or url != url.strip():
+        parsed = urlparse(url)
+        return remove_port(parsed), add_port(parsed)
+    match = _QUERY_OR_FRAGMENT.search(url)
+    cut = match.start() if match is not None else len(url)
+    prefix = url[:cut]
+    variants = _PREFIXES.get(prefix)
+    if variants is None:
+        parsed = urlparse(prefix)
+        variants = (remove_port(parsed), add_port(parsed))
+        if len(_PREFIXES) >= _PREFIXES_MAX:
+            _PREFIXES.clear()
+        _PREFIXES[prefix] = variants
+    rest = url[cut:]
+    if not rest:
+        return variants
+    fragment = ""
+    if "#" in rest:
+        rest, fragment = rest.split("#", 1)
+    query = rest[1:]  # after the '?' (or empty: the URL had only a fragment)
+    end = ("?" + query if query else "") + ("#" + fragment if fragment else "")
+    return variants[0] + end, variants[1] + end
+
+
+def twilio_shared_key_unset(headers: Mapping[str, str], keys: TwilioKeys) -> bool:
+    """True for a request signed with a SharedKey when none is configured (worth a log line:
+    it is a setup mistake, not an attack, when Twilio sends it)."""
+    return bool(headers.get(SIGNATURE_SETTINGS_HEADER, "").strip()) and not keys.shared
+
+
 def _twilio_params(pairs: Sequence[tuple[str, str]]) -> str:
     """The parameters as `RequestValidator.compute_signature` appends them to the URL: names
-    sorted, each name's distinct values sorted, `name + value` for each."""
-    values: dict[str, set[str]] = {}
-    for name, value in pairs:
-        values.setdefault(name, set()).add(value)
-    return "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+    sorted, each name's distinct values sorted, `name + value` for each (which is the distinct
+    pairs, sorted)."""
+    return "".join(map("".join, sorted(set(pairs))))
 
 
-def _twilio_signature(key: bytes, url: str, tail: str) -> bytes:
-    mac = hmac.new(key, (url + tail).encode("utf-8"), hashlib.sha1)
-    return base64.b64encode(mac.digest()).strip()
+def _twilio_match(
+    secrets: Sequence[bytes], digest: Callable[[], "hashlib._Hash"], signed: str, given: bytes
+) -> bool:
+    data = signed.encode("utf-8")
+    valid = False
+    for key in secrets:
+        expected = base64.b64encode(hmac.new(key, data, digest).digest())
+        valid |= hmac.compare_digest(expected, given)
+    return valid
 
 
 def mailgun(

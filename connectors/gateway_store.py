@@ -16,36 +16,35 @@ The invariant: a request is answered 2xx only once every entry it produced is du
    only if that fails is the answer 503. While the spool holds anything, new batches queue
    behind it, so events reach the streams in the order they were accepted.
 4. The drain writes spooled batches to Redis in order (2), and commits its position after each
-   chunk; it runs first thing at start and whenever a batch was spooled.
-5. Concurrent writes share script calls (group commit): each batch's ops are queued, and one
-   task sends everything queued as one script call (the ops of several batches side by side,
-   every check before any write), while each request waits on its own future: it is answered
-   only once the call holding its entries has returned. A stale index check fails the whole
-   call with nothing written; the batches of that call are then sent again one by one.
+   chunk; it runs first thing at start and whenever a batch was spooled. Spooled bytes that are
+   no intact record (a damaged disk) and records that no longer decode go to the dead-letter
+   stream (provider `spool`) with the bytes and the reason; the records after them drain on.
+5. Concurrent writes share script calls (group commit, `connectors/gateway_commit.py`): a
+   request is answered only once the call holding its entries has returned.
 """
 
 import asyncio
 import builtins
 import contextlib
-import hashlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
 
 import anyio.to_thread
 import msgspec
 import redis.asyncio
 from msgspec import Struct
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, NoScriptError, RedisError, TimeoutError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 
 from connectors import identity
+from connectors.gateway_commit import GroupCommit
 from connectors.keys import Keys, shard_of
 from connectors.redis_client import redacted, refusal
-from connectors.spool import Spool, SpoolError
+from connectors.spool import Record, Spool, SpoolError
 from operators.providers.common import Kind
 
 log = logging.getLogger(__name__)
@@ -55,83 +54,6 @@ _STALE_RETRIES: Final = 8
 _DRAIN_CHUNK: Final = 64
 _MAX_BACKOFF_S: Final = 2.0
 _LOG_EVERY_S: Final = 30.0
-
-# KEYS/ARGV per op, in order, one op code per character of ARGV[3]:
-#   A (append)  KEYS marker, stream            ARGV event
-#   C (check)   KEYS identity set              ARGV n, member...   (the set as resolved)
-#   P (park)    KEYS identity set, park marker, parked list, dead stream
-#               ARGV event, raw, address, provider
-#   D (dead)    KEYS dead stream               ARGV raw, reason, provider
-# ARGV[1] marker TTL (s), ARGV[2] parked-list TTL (s). Every check runs before any write: a set
-# that moved since it was read returns -1 with nothing written. Markers are set after their
-# XADD: a script that fails half-way leaves no marker for an event it did not append.
-_COMMIT: Final = """
-local ttl, park_ttl, codes = ARGV[1], ARGV[2], ARGV[3]
-local k, a = 1, 4
-for i = 1, #codes do
-  local c = string.sub(codes, i, i)
-  if c == 'A' then
-    k, a = k + 2, a + 1
-  elseif c == 'C' then
-    local n = tonumber(ARGV[a])
-    if redis.call('SCARD', KEYS[k]) ~= n then return -1 end
-    for j = 1, n do
-      if redis.call('SISMEMBER', KEYS[k], ARGV[a + j]) == 0 then return -1 end
-    end
-    k, a = k + 1, a + 1 + n
-  elseif c == 'P' then
-    if redis.call('SCARD', KEYS[k]) ~= 0 then return -1 end
-    k, a = k + 4, a + 4
-  else
-    k, a = k + 1, a + 3
-  end
-end
-k, a = 1, 4
-local appended = {}
-for i = 1, #codes do
-  local c = string.sub(codes, i, i)
-  if c == 'A' then
-    if redis.call('EXISTS', KEYS[k]) == 0 then
-      redis.call('XADD', KEYS[k + 1], '*', 'event', ARGV[a])
-      redis.call('SET', KEYS[k], '1', 'EX', ttl)
-      appended[#appended + 1] = '1'
-    else
-      appended[#appended + 1] = '0'
-    end
-    k, a = k + 2, a + 1
-  elseif c == 'C' then
-    k, a = k + 1, a + 1 + tonumber(ARGV[a])
-  elseif c == 'P' then
-    if redis.call('EXISTS', KEYS[k + 1]) == 0 then
-      redis.call('RPUSH', KEYS[k + 2], ARGV[a])
-      redis.call('EXPIRE', KEYS[k + 2], park_ttl)
-      redis.call('XADD', KEYS[k + 3], '*', 'event', ARGV[a + 1], 'reason', 'unknown prospect',
-                 'address', ARGV[a + 2], 'provider', ARGV[a + 3])
-      redis.call('SET', KEYS[k + 1], '1', 'EX', ttl)
-    end
-    k, a = k + 4, a + 4
-  else
-    redis.call('XADD', KEYS[k], '*', 'event', ARGV[a], 'reason', ARGV[a + 1],
-               'provider', ARGV[a + 2])
-    k, a = k + 1, a + 3
-  end
-end
-return '=' .. table.concat(appended)
-"""
-
-
-_COMMIT_SHA: Final = hashlib.sha1(_COMMIT.encode()).hexdigest()
-_GROUP_MAX_OPS: Final = 4096  # ops per script call, at most (a batch is never split)
-
-
-class _Queued(NamedTuple):
-    """One batch's part of a script call, and the future its writer waits on."""
-
-    keys: list[str]
-    args: list[object]
-    codes: str
-    appends: int  # its 'A' ops: its slice of the call's flags
-    done: "asyncio.Future[bytes | None]"
 
 
 class Ready(Struct, array_like=True, frozen=True, gc=False):
@@ -221,13 +143,10 @@ class Store:
         self._r = client
         self._keys = keys
         self._spool = spool
-        self._dedupe_s = dedupe_s
-        self._parked_s = parked_s
         self._on_written = on_written
         self._wake = asyncio.Event()
         self._stopping = False
-        self._queue: list[_Queued] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._group = GroupCommit(client, ttl_s=dedupe_s, parked_s=parked_s)
         self.problem: str | None = None  # why the last write went to the spool, if it did
         self.spool_broken: str | None = None
 
@@ -288,7 +207,7 @@ class Store:
             argv.append(item.event)
             codes.append("A")
             types.append(item.type)
-        holders = await self._holders(batch.pending)
+        holders = await self._holders(batch.pending) if batch.pending else {}
         for waiting in batch.pending:
             members = holders[(waiting.kind, waiting.address)]
             event_id = _id(waiting.event)
@@ -321,87 +240,15 @@ class Store:
             codes.append("D")
         if not codes:
             return Written(Counter(), 0, 0)
-        flags = await self._run("".join(codes), keys, argv, len(types))
+        flags = await self._group.run("".join(codes), keys, argv, len(types))
         if flags is None:
             return None
         # a flag per event: 1 appended now, 0 there already (a provider's retry).
-        appended = Counter(kind for kind, flag in zip(types, flags, strict=True) if flag == 49)
+        appended: Counter[str] = Counter()
+        for kind, flag in zip(types, flags, strict=True):
+            if flag == 49:
+                appended[kind] += 1
         return Written(appended, unknown, len(batch.dead))
-
-    async def _run(
-        self, codes: str, keys: list[str], argv: list[object], appends: int
-    ) -> bytes | None:
-        """One batch's ops through the shared script calls: its flags (`1`/`0` per 'A' op) once
-        the call holding them has returned; None if an index check failed (nothing written)."""
-        done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(keys, argv, codes, appends, done))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_queued(), name="gateway-commit")
-        return await done
-
-    async def _send_queued(self) -> None:
-        """Send what is queued, in as few script calls as the cap allows, until nothing is.
-        A task of its own: a request that goes away cannot cancel the others' write."""
-        try:
-            while self._queue:
-                ops = count = 0
-                while count < len(self._queue) and (
-                    count == 0 or ops + len(self._queue[count].codes) <= _GROUP_MAX_OPS
-                ):
-                    ops += len(self._queue[count].codes)
-                    count += 1
-                group = self._queue[:count]
-                del self._queue[:count]
-                await self._send(group)
-        except BaseException as exc:  # cancelled at shutdown: nobody is left waiting for ever
-            for queued in self._queue:
-                if not queued.done.done():
-                    queued.done.set_exception(exc)
-            self._queue.clear()
-            raise
-        finally:
-            self._sender = None
-
-    async def _send(self, group: list[_Queued]) -> None:
-        keys = [key for queued in group for key in queued.keys]
-        argv: list[object] = [self._dedupe_s, self._parked_s, "".join(q.codes for q in group)]
-        for queued in group:
-            argv += queued.args
-        try:
-            result = await self._script(keys, argv)
-        except BaseException as exc:
-            for queued in group:
-                if not queued.done.done():
-                    queued.done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        if result == -1:
-            if len(group) == 1:
-                if not group[0].done.done():
-                    group[0].done.set_result(None)
-                return
-            for queued in group:  # one batch's stale check must not hold back the others
-                await self._send([queued])
-            return
-        # '=' then a flag per 'A' op of the whole call: each batch's, in the order sent.
-        flags = result[1:] if isinstance(result, bytes) else str(result)[1:].encode()
-        start = 0
-        for queued in group:
-            if not queued.done.done():
-                queued.done.set_result(flags[start : start + queued.appends])
-            start += queued.appends
-
-    async def _script(self, keys: list[str], argv: list[object]) -> object:
-        """The commit script by its SHA (Redis keeps it), by its text when Redis lacks it."""
-        try:
-            return await self._r.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", _COMMIT_SHA, len(keys), *keys, *argv
-            )
-        except NoScriptError:
-            return await self._r.execute_command(  # type: ignore[no-untyped-call]
-                "EVAL", _COMMIT, len(keys), *keys, *argv
-            )
 
     async def _holders(self, pending: list[Pending]) -> dict[tuple[str, str], list[str]]:
         wanted = list(dict.fromkeys((p.kind, p.address) for p in pending))
@@ -471,13 +318,9 @@ class Store:
         done = None
         try:
             for record in records:
-                if record.payload:
-                    try:
-                        batch = _BATCH_DECODER.decode(record.payload)
-                    except msgspec.DecodeError:
-                        log.error("gateway: unreadable spool record skipped")
-                    else:
-                        await self.write(batch)
+                batch = _spooled_batch(record)
+                if batch is not None:
+                    await self.write(batch)
                 done = record.end
         finally:
             if done is not None:
@@ -485,6 +328,28 @@ class Store:
         if done is not None and not self._spool.pending():
             log.info("gateway: spool drained into Redis")
             self.problem = None
+
+
+SPOOL_PROVIDER: Final = "spool"
+
+
+def _spooled_batch(record: Record) -> Batch | None:
+    """What to write for one spool record: its batch; or, for damaged bytes or a record that no
+    longer decodes, a dead letter with the bytes and why (an operator can still read the
+    events out of them); None for a record that is only a position."""
+    where = f"{record.start.segment}:{record.start.offset}"
+    if record.kind == "skip":
+        return None
+    if record.kind == "damaged":
+        cut = "" if record.size == len(record.payload) else f", first {len(record.payload)} kept"
+        reason = f"damaged spool record: {record.size} bytes at {where} fail its checks{cut}"
+        return Batch(SPOOL_PROVIDER, dead=[Dead(record.payload, reason)])
+    try:
+        return _BATCH_DECODER.decode(record.payload)
+    except msgspec.DecodeError as exc:
+        log.error("gateway: spool record at %s does not decode (%s); dead-lettered", where, exc)
+        reason = f"unreadable spool record at {where}: {exc}"
+        return Batch(SPOOL_PROVIDER, dead=[Dead(record.payload, reason)])
 
 
 def _id(event: bytes) -> str:

@@ -4,10 +4,10 @@ A request is answered 2xx only once its events are durable, in Redis or here. Th
 directory of append-only segment files (`seg-<n>.log`) plus a `committed` file naming how far
 the drain has got (`<segment> <offset>`):
 
-1. `append` writes one framed record (`<length:8 hex> <crc32:8 hex> <payload>\\n`), flushes and
-   fsyncs it (and the directory, for a new segment) before it returns; only then is the request
-   answered. A write that fails is cut back off the file, so the next record never follows
-   garbage, and the request gets 503.
+1. `append` writes one framed record (`connectors/spool_frame.py`: a marker, the length and two
+   CRCs, then the payload) and fsyncs it (and the directory, for a new segment) before it
+   returns; only then is the request answered. A write that fails is cut back off the file, so
+   the next record never follows garbage, and the request gets 503.
 2. The drain reads records in order from the committed position, writes each to Redis (the same
    write as a live request's), and only then moves `committed` forward: written to a temporary
    file, fsynced, renamed over the old one, the directory fsynced.
@@ -22,21 +22,27 @@ marker per event id and prospect (`connectors/identity.py`). Without the markers
 would still be harmless to the engine, which drops an event id it has seen for that prospect
 (within its last `limits.dedupe_ids`). A record torn by the kill was never acknowledged (its
 fsync had not returned): recovery cuts it off the end of the last segment.
+
+Damaged bytes (a disk's bit rot, a stray write) cost only the records they touch: the reader
+finds the next intact record after them by its marker and CRCs, and hands the damaged stretch
+over as a `damaged` record (its first `DAMAGED_KEPT` bytes), which the drain dead-letters.
+Recovery at start tells a damaged record at the end of the newest segment (acknowledged: kept,
+reported) from an append a crash cut short (never acknowledged: cut off).
 """
 
 import logging
 import os
 import re
 import threading
-import zlib
 from pathlib import Path
-from typing import BinaryIO, Final, NamedTuple
+from typing import BinaryIO, Final, Literal, NamedTuple
+
+from connectors.spool_frame import Damaged, Intact, Torn, frame, scan
 
 log = logging.getLogger(__name__)
 
 _SEGMENT: Final = re.compile(r"^seg-(\d{12})\.log$")
-_HEADER: Final = 18  # "llllllll cccccccc "
-_MAX_RECORD: Final = 0xFFFFFFFF
+DAMAGED_KEPT: Final = 1 << 20  # bytes of a damaged stretch handed to the dead letter, at most
 
 
 class SpoolError(OSError):
@@ -51,17 +57,18 @@ class Position(NamedTuple):
 
 
 class Record(NamedTuple):
-    """One spooled payload and the position just after it (what to commit once it is written)."""
+    """What the drain reads next, and the position just after it (what to commit once handled).
 
+    `record`: a payload as appended. `damaged`: bytes that are no intact record (`payload` holds
+    the first `DAMAGED_KEPT` of `size`), for the dead-letter stream. `skip`: nothing to handle,
+    only a position to move to (the end of a segment).
+    """
+
+    kind: Literal["record", "damaged", "skip"]
     payload: bytes
     end: Position
-
-
-def frame(payload: bytes) -> bytes:
-    if len(payload) > _MAX_RECORD:
-        msg = f"spool record too large: {len(payload)} bytes"
-        raise SpoolError(msg)
-    return b"%08x %08x %s\n" % (len(payload), zlib.crc32(payload), payload)
+    start: Position
+    size: int
 
 
 class Spool:
@@ -95,8 +102,8 @@ class Spool:
                 live = [self._committed.segment]
                 self._create(self._committed.segment)
             newest = live[-1]
-            good = self._good_length(newest)
             path = self._dir / _name(newest)
+            good = self._good_length(newest)
             if path.stat().st_size != good:
                 log.warning("spool: cutting an unacknowledged torn record off %s", path.name)
                 os.truncate(path, good)
@@ -116,7 +123,10 @@ class Spool:
 
     def append(self, payload: bytes) -> None:
         """Write one record and fsync it; SpoolError if it cannot be made durable."""
-        data = frame(payload)
+        try:
+            data = frame(payload)
+        except ValueError as exc:
+            raise SpoolError(str(exc)) from None
         with self._lock:
             if self._file is None:
                 msg = "spool is not open"
@@ -137,9 +147,9 @@ class Spool:
         """Up to `limit` records after the committed position, oldest first.
 
         Only up to the tail as it was on entry: a record is inside the tail only once it is
-        whole and fsynced, so a concurrent append is never half-read. A record with an empty
-        payload only carries a position (the end of a segment, or past a corrupt record, which
-        is logged and skipped: the CRC says it is not what was acknowledged).
+        whole and fsynced, so a concurrent append is never half-read. Everything inside the
+        tail was acknowledged, so bytes there that are no intact record are `damaged` (logged),
+        never torn; the intact records after them are read on.
         """
         records: list[Record] = []
         at = self._committed
@@ -148,21 +158,26 @@ class Spool:
         while len(records) < limit and at != tail:
             path = self._dir / _name(at.segment)
             end = tail.offset if at.segment == tail.segment else _size(path)
-            if path.exists():
-                with path.open("rb") as file:
-                    file.seek(at.offset)
-                    while len(records) < limit and at.offset < end:
-                        record = _read_record(file)
-                        if record is None:
-                            break
-                        at = Position(at.segment, at.offset + _HEADER + len(record) + 1)
-                        records.append(Record(record, at))
-            if len(records) >= limit:
-                break
             if at.offset < end:
-                log.error("spool: corrupt record in %s at byte %d; skipped", path, at.offset)
-            at = Position(at.segment + 1, 0) if at.segment < tail.segment else tail
-            records.append(Record(b"", at))
+                with path.open("rb") as file:
+                    for item in scan(file, at.offset, end, tail=False):
+                        records.append(_record(file, at.segment, item))
+                        at = records[-1].end
+                        if len(records) >= limit:
+                            break
+            if at.offset >= end and at != tail:
+                nxt = Position(at.segment + 1, 0) if at.segment < tail.segment else tail
+                records.append(Record("skip", b"", nxt, at, 0))
+                at = nxt
+        for record in records:
+            if record.kind == "damaged":
+                log.error(
+                    "spool: %d damaged bytes in %s at byte %d (no intact record); "
+                    "dead-lettered, the records after them are read on",
+                    record.size,
+                    _name(record.start.segment),
+                    record.start.offset,
+                )
         return records
 
     def commit(self, position: Position) -> None:
@@ -210,13 +225,16 @@ class Spool:
         _fsync_path(self._dir)
 
     def _good_length(self, number: int) -> int:
-        """The length of the segment's prefix made of whole, intact records."""
+        """The segment's length without a torn last append (damaged stretches are kept: they
+        were acknowledged, and the drain reports them)."""
         path = self._dir / _name(number)
-        good = 0
+        size = path.stat().st_size
+        start = self._committed.offset if number == self._committed.segment else 0
         with path.open("rb") as file:
-            while (record := _read_record(file)) is not None:
-                good += _HEADER + len(record) + 1
-        return good
+            for item in scan(file, min(start, size), size, tail=True):
+                if isinstance(item, Torn):
+                    return item.start
+        return size
 
     def _read_committed(self) -> Position:
         try:
@@ -239,20 +257,25 @@ class Spool:
         _fsync_path(self._dir)
 
 
-def _read_record(file: BinaryIO) -> bytes | None:
-    """The next whole record, or None at the end or at a torn/corrupt one."""
-    header = file.read(_HEADER)
-    if len(header) < _HEADER or header[8:9] != b" " or header[17:18] != b" ":
-        return None
-    try:
-        length, crc = int(header[:8], 16), int(header[9:17], 16)
-    except ValueError:
-        return None
-    payload = file.read(length + 1)
-    if len(payload) != length + 1 or payload[-1:] != b"\n":
-        return None
-    payload = payload[:-1]
-    return payload if zlib.crc32(payload) == crc else None
+def _record(file: BinaryIO, segment: int, item: Intact | Damaged | Torn) -> Record:
+    if isinstance(item, Intact):
+        return Record(
+            "record",
+            item.payload,
+            Position(segment, item.end),
+            Position(segment, item.start),
+            len(item.payload),
+        )
+    assert isinstance(item, Damaged)  # scan(tail=False) gives no Torn
+    file.seek(item.start)
+    kept = file.read(min(item.end - item.start, DAMAGED_KEPT))
+    return Record(
+        "damaged",
+        kept,
+        Position(segment, item.end),
+        Position(segment, item.start),
+        item.end - item.start,
+    )
 
 
 def _name(number: int) -> str:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +23,7 @@ from msgspec import Struct
 from starlette.applications import Starlette
 
 from connectors.gateway import SECRET_ENV, Gateway, Secrets
+from connectors.gateway_http import Front
 from connectors.gateway_metrics import GatewayMetrics
 from connectors.gateway_store import Batch, Store, Written, async_client
 from connectors.keys import Keys
@@ -69,17 +70,24 @@ def secrets_from_env(
     return Secrets(**values)
 
 
-def build_app(settings: GatewaySettings) -> Starlette:
-    """The Starlette app: every endpoint, `/healthz`, `/metrics`; the spool recovered and its
-    drain started at startup (before any request is served), the client closed at shutdown."""
+def build_app(settings: GatewaySettings) -> Front:
+    """The ASGI app: the endpoints on the front (`connectors/gateway_http.py`), `/healthz` and
+    `/metrics` on the Starlette app behind it (`front.fallback`), whose lifespan recovers the
+    spool and starts its drain before any request is served, and closes the client at
+    shutdown."""
     config = settings.gateway
     metrics = GatewayMetrics()
     client = async_client(settings.redis_url)
     spool = Spool(Path(config.spool_dir))
 
+    appended: dict[str, Callable[[float], None]] = {}  # each type's counter, looked up once
+
     def on_written(batch: Batch, written: Written) -> None:
         for kind, count in written.appended.items():
-            metrics.appended.labels(kind).inc(count)
+            inc = appended.get(kind)
+            if inc is None:
+                inc = appended[kind] = metrics.appended.labels(kind).inc
+            inc(count)
         if written.unknown:
             metrics.unknown.labels(batch.provider).inc(written.unknown)
         if written.unknown + written.dead:
@@ -109,7 +117,7 @@ def build_app(settings: GatewaySettings) -> Starlette:
             await client.aclose()
             spool.close()
 
-    return Starlette(routes=gateway.routes(), lifespan=lifespan)
+    return Front(gateway.handlers(), Starlette(routes=gateway.routes(), lifespan=lifespan))
 
 
 def check_redis(settings: GatewaySettings) -> None:

@@ -48,8 +48,34 @@ Params = Mapping[str, str]
 
 def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
     """The form's (name, value) pairs in order, repeats kept (the signature covers them all)."""
-    text = body.decode("utf-8", errors="replace")
-    return urllib.parse.parse_qsl(text, keep_blank_values=True)
+    return parse_pairs(body.decode("utf-8", errors="replace"))
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """`urllib.parse.parse_qsl(text, keep_blank_values=True)` exactly (a test holds the two side
+    by side), at a third of its cost: `unquote` and the `+` to space replacement only on the
+    parts that need them, which Twilio's sids and statuses do not."""
+    pairs: list[tuple[str, str]] = []
+    for piece in text.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = _unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = _unquote(value)
+        pairs.append((name, value))
+    return pairs
+
+
+def _unquote(text: str) -> str:
+    if text.isascii():  # what `unquote` does with an ASCII string, without its regex split
+        return urllib.parse.unquote_to_bytes(text).decode("utf-8", errors="replace")
+    return urllib.parse.unquote(text, errors="replace")
 
 
 def first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -68,9 +94,12 @@ class _Event:
         self.ts = _call_time(params.get("Timestamp"), now)
         self.prospect = attached(query.get("prospect"))
         self.command = attached(query.get("command"))
-        phone = e164(params.get(number))
-        self.address = Address("phone", phone) if self.prospect is None and phone else None
-        self.raw = dump(dict(sorted(params.items())))
+        self.address: Address | None = None
+        self.raw = b""  # the form as JSON, for a dead letter: only a number to resolve needs it
+        if self.prospect is None:
+            phone = e164(params.get(number))
+            self.address = Address("phone", phone) if phone else None
+            self.raw = dump(dict(sorted(params.items())))
 
     def draft(self, contract: str, native: str | None = None, **fields: Any) -> Draft:
         return Draft(

@@ -45,6 +45,8 @@ SECRETS: dict[str, str] = {
     "TOUCHFLOW_GATEWAY_TOKEN": "tok-5ecret-first-party-0001",
     "TOUCHFLOW_SENDGRID_PUBLIC_KEY": SENDGRID_PUBLIC_KEY,
     "TOUCHFLOW_TWILIO_AUTH_TOKEN": "twilio-5ecret-auth-token-0002",
+    # two SharedKey secrets: the one Twilio signs with, and the one being rotated out
+    "TOUCHFLOW_TWILIO_SHARED_KEYS": "twilio-shared-5ecret-new-0008 twilio-shared-5ecret-old-0009",
     "TOUCHFLOW_MAILGUN_SIGNING_KEY": "key-mailgun-5ecret-0003",
     "TOUCHFLOW_POSTMARK_CREDENTIALS": "hookuser:postmark-5ecret-0004",
     "TOUCHFLOW_SEGMENT_SECRET": "segment-5ecret-0005",
@@ -151,18 +153,30 @@ def sendgrid_headers(body: bytes, *, timestamp: int | None = None) -> dict[str, 
 
 
 def twilio_request(
-    gateway: Gateway, path: str, params: Mapping[str, str], query: Mapping[str, str] | None = None
+    gateway: Gateway,
+    path: str,
+    params: Mapping[str, str],
+    query: Mapping[str, str] | None = None,
+    *,
+    shared: tuple[str, str, str] | None = None,
 ) -> tuple[str, bytes, dict[str, str]]:
-    """(path with query, form body, headers) signed over the public URL + sorted params."""
+    """(path with query, form body, headers) signed over the public URL + sorted params: with
+    the Auth Token, or with `shared` = (key id, SharedKey secret, algorithm) as a Webhook Rule
+    makes Twilio sign, naming the key and algorithm in `X-Twilio-Webhooks-Signature-Settings`."""
     full = path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    signature = RequestValidator(SECRETS["TOUCHFLOW_TWILIO_AUTH_TOKEN"]).compute_signature(
-        gateway.base + full, dict(params)
+    secret, algorithm = SECRETS["TOUCHFLOW_TWILIO_AUTH_TOKEN"], None
+    if shared is not None:
+        _key_id, secret, algorithm = shared
+    signature = RequestValidator(secret).compute_signature(
+        gateway.base + full, dict(params), algorithm
     )
     body = urllib.parse.urlencode(list(params.items())).encode()
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Twilio-Signature": signature,
     }
+    if shared is not None:
+        headers["X-Twilio-Webhooks-Signature-Settings"] = f"key={shared[0]},algorithm={algorithm}"
     return full, body, headers
 
 

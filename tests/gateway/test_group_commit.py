@@ -22,18 +22,18 @@ def _event(event_id: str, prospect: str) -> bytes:
 
 def _store(url: str, tmp: Path) -> tuple[Store, list[int]]:
     client = async_client(url)
-    calls: list[int] = []  # the number of keys of each script call
-    execute = client.execute_command
-
-    async def counted(*args: Any, **options: Any) -> Any:
-        if args[0] in ("EVAL", "EVALSHA"):
-            calls.append(args[2])
-        return await execute(*args, **options)
-
-    client.execute_command = counted  # type: ignore[method-assign]
     spool = Spool(tmp / "spool")
     spool.open()
-    return Store(client, h.KEYS, spool, dedupe_s=3600, parked_s=3600), calls
+    store = Store(client, h.KEYS, spool, dedupe_s=3600, parked_s=3600)
+    calls: list[int] = []  # the number of keys of each script call
+    script = store._group._script
+
+    async def counted(keys: list[str], argv: list[object]) -> object:
+        calls.append(len(keys))
+        return await script(keys, argv)
+
+    store._group._script = counted  # type: ignore[method-assign]
+    return store, calls
 
 
 def test_concurrent_batches_share_calls_and_keep_their_own_counts(
@@ -108,3 +108,30 @@ def test_a_stale_check_holds_back_no_other_batch(
     assert calls[0] == 6 * 3
     assert len(calls) == 1 + 6 + 1
     assert redis_client.xlen(h.KEYS.dead) == 0
+
+
+def test_a_lost_connection_is_replaced_not_spooled(
+    redis_test_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The script's connection is held between calls; when Redis drops it (a restart, an idle
+    timeout), the next call goes out on a fresh one instead of sending the batch to the spool."""
+
+    async def run() -> list[Any]:
+        store, calls = _store(redis_test_url, tmp_path)
+        first = await store.commit(
+            Batch("twilio", ready=[Ready("p1", "delivered", _event("k1", "p1"))])
+        )
+        killed = redis_client.client_kill_filter(_type="normal", skipme=True)
+        second = await store.commit(
+            Batch("twilio", ready=[Ready("p1", "delivered", _event("k2", "p1"))])
+        )
+        await store._r.aclose()
+        return [first, killed, second, calls]
+
+    first, killed, second, calls = asyncio.run(run())
+    assert killed >= 1
+    assert len(calls) == 2
+    assert (first.appended, first.spooled) == (1, False)
+    assert (second.appended, second.spooled) == (1, False)
+    stream = redis_client.keys(f"{h.KEYS.prefix}:events:*")
+    assert sum(redis_client.xlen(s) for s in stream) == 2
