@@ -292,17 +292,17 @@ def write_events(
 ) -> str:
     """Write the benchmark input once (outside any timing); return which generator made it.
 
-    `auto` uses `dataflows.simulate` (the project's own traffic simulator: realistic follow-ups,
-    0.2 % redeliveries, and here 0.1 % malformed lines) when it is importable with the expected
-    API, else `local_generate`. The simulator sizes by events per prospect, so the line count
-    is close to, not exactly, `events`; callers count the lines they got.
+    `auto` uses `dataflows.demo.simulate` (the project's own traffic simulator: realistic
+    follow-ups, 0.2 % redeliveries, and here 0.1 % malformed lines) when it is importable with
+    the expected API, else `local_generate`. The simulator sizes by events per prospect, so the
+    line count is close to, not exactly, `events`; callers count the lines they got.
     """
     if generator not in ("auto", "simulate", "local"):
         msg = f"write_events: generator must be auto, simulate or local, not {generator!r}"
         raise ValueError(msg)
     if generator != "local":
         try:
-            from dataflows import simulate
+            from dataflows.demo import simulate
 
             generate, write = simulate.generate, simulate.write_jsonl
         except (ImportError, AttributeError):
@@ -313,7 +313,7 @@ def write_events(
                 prospects, seed=seed, start=START, events_per_prospect=events / prospects
             )
             write(rows, path, malformed_fraction=0.001, seed=seed)
-            return "dataflows.simulate"
+            return "dataflows.demo.simulate"
     with path.open("wb") as f:
         f.write(b"\n".join(local_generate(prospects, events, seed=seed)))
         f.write(b"\n")

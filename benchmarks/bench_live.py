@@ -12,7 +12,7 @@ Setup
     the report.
 
 The mix (what is published)
-    `dataflows.simulate.generate` traffic (no story prospects, 0.2 % redelivered duplicates), plus
+    `dataflows.demo.simulate.generate` traffic (no stories, 0.2 % redelivered duplicates), plus
     0.1 % malformed lines (a `ts` without offset; they go to the dead-letter stream), published in
     the simulator's time order so each prospect's events stay in order, each on its shard
     `zlib.crc32(prospect) % shards` (`connectors.keys.shard_of`). Every event is re-timed to the

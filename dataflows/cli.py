@@ -183,12 +183,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "demo":
         if args.replay:
-            from dataflows.demo import run_demo
+            from dataflows.demo.replay_demo import run_demo
 
             return run_demo(
                 prospects=args.prospects, seed=args.seed, config=args.config, out_dir=args.out
             )
-        from dataflows.demo_live import run_live_demo
+        from dataflows.demo.live_demo import run_live_demo
 
         return run_live_demo(
             prospects=args.prospects,

@@ -1,5 +1,5 @@
 """A regular (non-editable) install works: the default policy and the scorecard page ship as
-package data.
+package data, and the demo's subpackage ships with the product (`touchflow demo`).
 
 The wheel is built from this checkout and installed with pip into a fresh virtualenv, not in
 editable mode; its dependencies come from the test environment's site-packages (a .pth file, so
@@ -28,6 +28,7 @@ PAGE_FILES = (
     "connectors/page/vendor/chart.umd.min.js",
     "connectors/page/vendor/chart.js-LICENSE.md",
 )
+DEMO_FILES = ("dataflows/demo/__init__.py", "dataflows/demo/replay_demo.py")
 # Run by the installed interpreter: serve the page from the installed package and fetch it.
 SERVE_PAGE = """
 import sys, urllib.request
@@ -71,6 +72,8 @@ def test_a_regular_install_replays_with_the_bundled_config(tmp_path: Path) -> No
     (wheel,) = wheels.glob("touchflow-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert set(PAGE_FILES) <= set(archive.namelist())
+        # `touchflow demo` from a regular install: the subpackage is listed in pyproject.toml.
+        assert set(DEMO_FILES) <= set(archive.namelist())
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"

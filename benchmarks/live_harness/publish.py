@@ -14,7 +14,7 @@ import orjson
 import redis
 
 from connectors.keys import Keys, shard_of
-from dataflows.simulate import generate
+from dataflows.demo.simulate import generate
 from operators.timeutil import format_ts
 
 EVENTS_PER_PROSPECT: Final = 10.0

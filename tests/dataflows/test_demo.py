@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from dataflows.cli import main
-from dataflows.demo import run_demo
+from dataflows.demo.replay_demo import run_demo
 from operators.errors import ConfigError
 from operators.events import decode_event
 

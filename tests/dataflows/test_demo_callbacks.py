@@ -18,19 +18,11 @@ from twilio.request_validator import RequestValidator
 
 from connectors.identity import identity_key
 from connectors.keys import Keys, shard_of
-from dataflows.demo_view import GatewayCounts, gateway_counts
-from dataflows.provider_callbacks import (
-    SENDGRID_PRIVATE_ENV,
-    CallbackSecrets,
-    Contact,
-    GatewayWire,
-    Part,
-    contacts_from_lines,
-    runs,
-    shape,
-    sign,
-)
-from dataflows.sender import Behaviour, Sender, group_name
+from dataflows.demo.answers import Behaviour
+from dataflows.demo.callbacks import Contact, Part, contacts_from_lines, runs, shape
+from dataflows.demo.gateway_wire import SENDGRID_PRIVATE_ENV, CallbackSecrets, GatewayWire, sign
+from dataflows.demo.sender import Sender, group_name
+from dataflows.demo.watch import GatewayCounts, gateway_counts
 from tests.conftest import TEST_DB, _with_db
 from tests.gateway.harness import Gateway
 

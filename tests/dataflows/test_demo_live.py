@@ -18,11 +18,11 @@ from rich.console import Console
 
 from connectors.keys import Keys
 from dataflows.cli import main
-from dataflows.demo_live import run_live_demo
-from dataflows.demo_tape import build_tape, story_events
-from dataflows.demo_view import gateway_counts
-from dataflows.provider_callbacks import CallbackSecrets
-from dataflows.simulate import STORIES
+from dataflows.demo.gateway_wire import CallbackSecrets
+from dataflows.demo.live_demo import run_live_demo
+from dataflows.demo.simulate import STORIES
+from dataflows.demo.tape import build_tape, story_events
+from dataflows.demo.watch import gateway_counts
 
 PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes in /proc")
 

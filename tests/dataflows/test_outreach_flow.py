@@ -57,8 +57,8 @@ def _encoded(result: Any) -> bytes:
 
 
 def test_replay_is_byte_identical_across_runs_and_worker_counts(tmp_path: Path) -> None:
-    from dataflows.simulate import generate
-    from dataflows.simulate import write_jsonl as write_events
+    from dataflows.demo.simulate import generate
+    from dataflows.demo.simulate import write_jsonl as write_events
 
     path = tmp_path / "day.jsonl"
     write_events(generate(150, seed=3, start=_start()), path, malformed_fraction=0.01, seed=3)

@@ -14,8 +14,10 @@ import redis
 
 from connectors.keys import Keys, shard_of
 from connectors.redis_server import EmbeddedRedis
-from dataflows.provider_callbacks import CallbackSecrets, GatewayWire
-from dataflows.sender import CONFIRM_ONLY, Behaviour, Sender, Wire, group_name, plan
+from dataflows.demo.answers import CONFIRM_ONLY, Behaviour, plan
+from dataflows.demo.gateway_wire import CallbackSecrets, GatewayWire
+from dataflows.demo.sender import Sender, group_name
+from dataflows.demo.wire import Wire
 from operators.state import command_key, decode_state
 from operators.timeutil import format_ts
 from tests.dataflows import live_harness as h

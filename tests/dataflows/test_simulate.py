@@ -9,7 +9,7 @@ import msgspec
 import orjson
 import pytest
 
-from dataflows.simulate import STORIES, EventDict, generate, write_jsonl
+from dataflows.demo.simulate import STORIES, EventDict, generate, write_jsonl
 from operators.events import EVENT_TYPES, decode_event
 
 START = datetime(2025, 6, 3, tzinfo=UTC)

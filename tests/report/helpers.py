@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 import orjson
 
+from dataflows.demo.answers import Behaviour, plan
+from dataflows.demo.simulate import generate
 from dataflows.report_replay import Lane, new_lane, run
-from dataflows.sender import Behaviour, plan
-from dataflows.simulate import generate
 from operators.engine import Engine
 from operators.events import decode_event
 from operators.policy import Policy, load_policy
@@ -69,8 +69,8 @@ def closed_loop(
 ) -> list[dict[str, Any]]:
     """Simulated traffic plus a simulated sender's answers to the commands it gets.
 
-    `dataflows.simulate`'s day of events, replayed once; every command then gets the answers
-    `dataflows.sender.plan` gives it (touch_sent naming it, sometimes on another channel via
+    `dataflows.demo.simulate`'s day of events, replayed once; every command then gets the answers
+    `dataflows.demo.answers.plan` gives it (touch_sent naming it, sometimes on another channel via
     its backup below, touch_failed, delivered, opened, clicked, replies, STOP, call outcomes),
     minutes after the command. Merged by time, so each prospect's events stay in time order.
     The second replay's commands mostly match the first's (same causes), the rest of the

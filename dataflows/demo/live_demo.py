@@ -3,9 +3,9 @@
 An embedded Redis; the flow as a `touchflow run` subprocess against it; the ingestion gateway as
 a `python -m dataflows.gateway` subprocess on a free 127.0.0.1 port; a publisher thread that
 plays a simulated day of prospects onto the event streams in real time (squeezed into `seconds`,
-see `demo_tape`); a simulated sender thread that reads the command streams with its own consumer
+see `tape`); a simulated sender thread that reads the command streams with its own consumer
 groups and answers as the providers would, with signed SendGrid and Twilio callbacks (and
-first-party events) posted to the gateway (`sender`, `provider_callbacks`); and, on a terminal, a
+first-party events) posted to the gateway (`sender`, `gateway_wire`); and, on a terminal, a
 display that updates in place, reading Redis and the gateway's `/metrics`. So the whole path runs:
 provider → gateway → flow → command → sender. The secrets the sender signs with and the gateway
 checks with are made fresh for each run and reach the gateway only through its environment;
@@ -14,23 +14,19 @@ they are never printed or written.
 When the stream is drained (or a few seconds after publishing ends) the sender stops, the
 gateway and then the flow get SIGTERM (the flow writes a final checkpoint), Redis is read for the
 final summary and stopped. Every process is cleaned up however the demo ends, Ctrl-C and SIGTERM
-included.
+included (`processes`).
 """
 
 import contextlib
 import http.client
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any, Final
 
 import msgspec
@@ -40,23 +36,27 @@ from rich.live import Live
 
 from connectors.keys import Keys
 from connectors.redis_server import EmbeddedRedis
-from dataflows.demo import check_prospects, summary_console
-from dataflows.demo_tape import Publisher, Tape, build_tape
-from dataflows.demo_view import GatewayCounts, Outcome, Watcher, gateway_counts, panel, summary
+from dataflows.demo.gateway_wire import CallbackSecrets, GatewayWire, Http
+from dataflows.demo.processes import (
+    DemoError,
+    await_gateway,
+    interrupt_on_sigterm,
+    signals_ignored,
+    spawn_gateway,
+    start_flow,
+    stop_process,
+)
+from dataflows.demo.replay_demo import check_prospects
+from dataflows.demo.sender import Sender
+from dataflows.demo.tables import summary_console
+from dataflows.demo.tape import Publisher, Tape, build_tape
+from dataflows.demo.view import panel, summary
+from dataflows.demo.watch import GatewayCounts, Outcome, Watcher, gateway_counts
 from dataflows.live import keys_for
-from dataflows.provider_callbacks import CallbackSecrets, GatewayWire, Http
-from dataflows.sender import Sender
-from operators.errors import TouchflowError
 from operators.policy import Policy, load_policy
 
 TAIL_S: Final = 6.0  # after publishing, wait at most this long for the stream to drain
-STOP_TIMEOUT_S: Final = 30.0
-START_TIMEOUT_S: Final = 30.0
 EXIT_INTERRUPTED: Final = 130
-
-
-class DemoError(TouchflowError):
-    """A part of the live demo failed (the flow did not start, or died)."""
 
 
 def run_live_demo(
@@ -83,14 +83,14 @@ def run_live_demo(
     demo = _Demo(keys, _compressed(policy, out_dir), out_dir, secrets or CallbackSecrets.generate())
     interrupted = False
     outcome: Outcome | None = None
-    with _interrupt_on_sigterm():
+    with interrupt_on_sigterm():
         try:
             demo.start()
             demo.run(prospects, seed, seconds, console)
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            with _signals_ignored():  # a second Ctrl-C must not leave processes behind
+            with signals_ignored():  # a second Ctrl-C must not leave processes behind
                 outcome = demo.stop(interrupted)
     if outcome is not None:
         summary(console, outcome)
@@ -160,11 +160,11 @@ class _Demo:
         url, spool = self.server.url, self.spool
 
         def spawn() -> tuple[subprocess.Popen[bytes], str]:
-            return _spawn_gateway(url, self.config, self.secrets, self.gateway_log, spool)
+            return spawn_gateway(url, self.config, self.secrets, self.gateway_log, spool)
 
         self.gateway, self.gateway_url = spawn()  # it starts while the flow does
-        self.flow = _start_flow(url, self.config, self.log)
-        self.gateway, self.gateway_url = _await_gateway(
+        self.flow = start_flow(url, self.config, self.log)
+        self.gateway, self.gateway_url = await_gateway(
             spawn, self.gateway, self.gateway_url, self.gateway_log
         )
         self.metrics = Http(self.gateway_url, timeout=2.0)
@@ -306,8 +306,8 @@ class _Demo:
         if self.metrics_text:
             (self.out_dir / "gateway_metrics.txt").write_text(self.metrics_text)
         if self.gateway is not None:
-            _stop_process(self.gateway)
-        status = _stop_process(self.flow) if self.flow is not None else None
+            stop_process(self.gateway)
+        status = stop_process(self.flow) if self.flow is not None else None
         outcome = None
         try:
             if self.watcher is not None and self.tape is not None:
@@ -325,132 +325,3 @@ class _Demo:
             if self.spool is not None:
                 shutil.rmtree(self.spool, ignore_errors=True)
         return outcome
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _spawn_gateway(
-    redis_url: str, config: Path, secrets: CallbackSecrets, log: Path, spool: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m dataflows.gateway` on a free port, in its own session (Ctrl-C reaches only the
-    demo). Its secrets go in its environment only, none of the caller's TOUCHFLOW_* with them."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "dataflows.gateway", "--redis", redis_url, "--config", str(config)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--public-url", url]
-    cmd += ["--spool-dir", str(spool)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHFLOW_")}
-    env.pop("REDIS_URL", None)
-    env.update(secrets.gateway_env())
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
-        )
-    return proc, url
-
-
-def _await_gateway(
-    spawn: Callable[[], tuple[subprocess.Popen[bytes], str]],
-    proc: subprocess.Popen[bytes],
-    url: str,
-    log: Path,
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Wait until the gateway answers `/healthz`; one that exits at start (its free port taken
-    meanwhile) is started again on another port, twice at most."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    attempts = 1
-    try:
-        while True:
-            probe = Http(url, timeout=1.0)
-            try:
-                if probe.request("GET", "/healthz")[0] == 200:
-                    return proc, url
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                probe.close()
-            if proc.poll() is not None and attempts < 3:
-                attempts += 1
-                proc, url = spawn()
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-                msg = f"the gateway did not start (see {log}): " + " | ".join(tail)
-                raise DemoError(msg)
-            time.sleep(0.05)
-    except BaseException:
-        _stop_process(proc)
-        raise
-
-
-def _start_flow(url: str, config: Path | None, log: Path) -> subprocess.Popen[bytes]:
-    """`touchflow run --redis URL` in its own session, so Ctrl-C reaches only the demo, which
-    then stops it with SIGTERM; returns once it logs that it is live."""
-    cmd = [sys.executable, "-m", "dataflows.cli", "run", "--redis", url]
-    if config is not None:
-        cmd += ["--config", str(config)]
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        while b"touchflow live on" not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-                msg = f"touchflow run did not start (see {log}): " + " | ".join(tail)
-                raise DemoError(msg)
-            time.sleep(0.05)
-    except BaseException:
-        _stop_process(proc)
-        raise
-    return proc
-
-
-def _stop_process(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM (the flow writes a final checkpoint and exits 0, the gateway finishes the
-    requests in flight); SIGKILL if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait()
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the demo as Ctrl-C does, with the same cleanup."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    ignored = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous: dict[int, Any] = {s: signal.signal(s, signal.SIG_IGN) for s in ignored}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

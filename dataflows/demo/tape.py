@@ -12,7 +12,7 @@ a back-fill would.
 
 Every prospect with a phone gets a number of its own: the sender's simulated Twilio reports an
 sms reply only by its From number, and the gateway gives it to every prospect holding that number
-(`simulate` draws from a hundred numbers per area code, so prospects would share them). The tape's
+(`traffic` draws from a hundred numbers per area code, so prospects would share them). The tape's
 `contacts` are what the sender reports as each prospect's address.
 """
 
@@ -28,8 +28,8 @@ import orjson
 import redis
 
 from connectors.keys import Keys, shard_of
-from dataflows.provider_callbacks import Contact, contacts_from_lines
-from dataflows.simulate import STORIES, EventDict, generate, write_jsonl
+from dataflows.demo.callbacks import Contact, contacts_from_lines
+from dataflows.demo.simulate import STORIES, EventDict, generate, write_jsonl
 from operators.timeutil import format_ts, parse_ts
 
 DAY_START: Final = datetime(2026, 3, 3, tzinfo=UTC)  # the simulated day before re-timing

@@ -1,18 +1,13 @@
-"""`touchflow demo --replay`: one simulated day, replayed through the real dataflow, summarised.
+"""What both demos print at the end: the summary console, the two tables, the story timelines.
 
-The fast, deterministic sibling of the live demo (`dataflows.demo_live`, plain `touchflow demo`):
-no Redis, no processes, writes every input and output to files, and prints about one screen:
-totals, what was sent and why, what the rules held back, and the story prospects' timelines, which
-show the rules at work on one person at a time. The day is fixed, so a seed always names the same
-output. The tables and timelines here are shared with the live demo's final summary.
+Shared by `touchflow demo --replay` (`replay_demo`) and the live demo's final summary (`view`),
+so both demos read alike and the live one needs nothing of the replay's; the tables are built
+from the flow's own records (`Command`, `Decision`), whichever way they were collected.
 """
 
 import sys
-import time
 from collections import Counter
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -21,98 +16,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dataflows.replay import ReplayResult, replay
-from dataflows.replay import write_jsonl as write_records
-from dataflows.simulate import SITE, STORIES, EventDict, generate, write_jsonl
-from operators.engine import Engine
-from operators.policy import load_policy
-from operators.records import Command, DeadLetter, Decision
-from operators.timeutil import to_ms
+from dataflows.demo.simulate import SITE, STORIES, EventDict
+from dataflows.replay import ReplayResult
+from operators.records import Command, Decision
 
-DEMO_START: Final = datetime(2026, 3, 3, tzinfo=UTC)  # a Tuesday, days before any DST change
-MALFORMED_FRACTION: Final = 0.003
 CHANNEL_COLUMNS: Final = ("email", "sms", "phone", "chat", "linkedin", "rep")
 HELD_ROWS: Final = 8  # the rest are summed into one row, to keep the summary to a screen
 _STYLE: Final = {"sent": "green", "deferred": "yellow", "blocked": "red"}
 _MARK: Final = {"sent": "→", "deferred": "…", "blocked": "✗"}
 
 
-def check_prospects(prospects: int) -> None:
-    if prospects < 1:
-        msg = f"demo: --prospects must be at least 1, got {prospects}"
-        raise ValueError(msg)
-
-
 def summary_console() -> Console:
     """A console for the summary: a file or pipe has no width, 100 columns keep timelines whole."""
     return Console(highlight=False, width=None if sys.stdout.isatty() else 100)
-
-
-def run_demo(
-    *,
-    prospects: int,
-    seed: int,
-    config: Path | None,
-    out_dir: Path,
-    console: Console | None = None,
-) -> int:
-    """Simulate, replay and summarise one day; files go to `out_dir`. Returns the exit status."""
-    check_prospects(prospects)
-    engine = Engine(load_policy(config))  # a bad config fails before any work
-    console = console or summary_console()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    events = generate(prospects, seed=seed, start=DEMO_START)
-    events_path = out_dir / "events.jsonl"
-    lines = write_jsonl(events, events_path, malformed_fraction=MALFORMED_FRACTION, seed=seed)
-    began = time.perf_counter()
-    result = replay(events_path, engine, until=to_ms(DEMO_START + timedelta(days=2)))
-    elapsed = time.perf_counter() - began
-    _write(out_dir / "commands.jsonl", result.commands)
-    _write(out_dir / "decisions.jsonl", result.decisions)
-    _write(out_dir / "dead_letter.jsonl", result.dead_letters)
-    _totals(console, events, lines, result, elapsed, out_dir, seed)
-    console.print()
-    console.print(commands_table(result.commands))
-    console.print()
-    console.print(held_table(result.decisions))
-    present = {e["prospect"] for e in events}
-    for pid in STORIES:
-        if pid in present:  # fewer prospects than stories: only the first stories exist
-            timeline(console, pid, events, result)
-    return 0
-
-
-def _write(path: Path, records: Iterable[Command | Decision | DeadLetter]) -> None:
-    with path.open("wb") as f:
-        write_records(records, f)
-
-
-def _totals(
-    console: Console,
-    events: list[EventDict],
-    lines: int,
-    result: ReplayResult,
-    elapsed: float,
-    out_dir: Path,
-    seed: int,
-) -> None:
-    """What went in and what came out; redeliveries and malformed lines are counted apart."""
-    ids = len({e["id"] for e in events})
-    prospects = len({e["prospect"] for e in events})
-    rate = lines / elapsed if elapsed > 0 else 0.0
-    console.rule(f"touchflow demo · {DEMO_START:%Y-%m-%d} (one day, UTC) · seed {seed}")
-    console.print(
-        f"events    {lines:,} lines: {ids:,} distinct, {len(events) - ids:,} redelivered, "
-        f"{lines - len(events):,} malformed\n"
-        f"prospects {prospects:,} · commands {len(result.commands):,} · "
-        f"decisions {len(result.decisions):,} · dead letters {len(result.dead_letters):,}\n"
-        f"replay    {elapsed:.2f} s · {rate:,.0f} events/s · files in {out_dir}/"
-    )
-    reasons = Counter(letter.reason for letter in result.dead_letters)
-    for reason, count in reasons.most_common(5):
-        console.print(
-            f"  rejected {count:>3} x {reason}", style="dim", no_wrap=True, overflow="ellipsis"
-        )
 
 
 def _reason_group(reason: str) -> str:

@@ -1,22 +1,19 @@
-"""Deterministic, realistic outreach traffic for `make demo`, tests and benchmarks.
+"""The random prospects of the simulated traffic: who they are and what they do, as tables.
 
-Everything comes from one seeded `random.Random` and the given `start`, never the wall clock or the
-global generator, so a seed names one exact day of traffic. Generation sits on the benchmark path
-(millions of events), so times are integer seconds from `start`, timestamps are built from a cached
-per-hour prefix plus a precomputed "MM:SSZ" table instead of datetime formatting, and weighted
-choices are lookups in flat tables. A few "story" prospects are scripted by hand so the demo has
-timelines worth reading; everyone else is random.
+`simulate.generate` assembles a day from these; they live apart because they are the model
+(the weights, the follow-ups, the local-time pull towards working hours) while `simulate` is the
+assembly (stories, ordering, redeliveries, files). Generation sits on the benchmark path
+(millions of events), so times are integer seconds from `start`, timestamps are built from a
+cached per-hour prefix plus a precomputed "MM:SSZ" table instead of datetime formatting, and
+weighted choices are lookups in flat tables. Every draw comes from the one `random.Random` the
+caller passes in `Gen`, in a fixed order: a seed names one exact day.
 """
 
-import gc
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
-
-import orjson
 
 EventDict = dict[str, object]
 
@@ -96,16 +93,8 @@ _OUTCOMES: Final = _table([
 ])  # fmt: skip
 SITE: Final = "https://example.com"
 
-# Story prospects: id -> (time zone, one-line blurb for the demo).
-STORIES: Final[dict[str, tuple[str, str]]] = {
-    "demo-alice": ("America/New_York", "form at 23:00 local: email now, call at 08:00"),
-    "demo-bob": ("America/Chicago", "pricing page three times, then a positive reply"),
-    "demo-carol": ("America/Los_Angeles", "texts STOP, then a campaign asks for sms"),
-    "demo-dave": ("America/Denver", "a sequence, a reply 'text me instead', then sms"),
-}
 
-
-class _Gen:
+class Gen:
     """One generation run: the random source, the clock and the rows produced so far."""
 
     def __init__(self, rng: random.Random, start: datetime, span: int) -> None:
@@ -164,7 +153,7 @@ class _Gen:
         return (at - self.start) // timedelta(seconds=1)
 
 
-def _profile(g: _Gen, n: int) -> tuple[EventDict, str]:
+def _profile(g: Gen, n: int) -> tuple[EventDict, str]:
     """The profile event: most give a time zone, some only a phone number, some a region."""
     rand = g.rand
     segment = _SEGMENTS[int(rand() * _TABLE)]
@@ -190,7 +179,7 @@ def _profile(g: _Gen, n: int) -> tuple[EventDict, str]:
     return fields, zone if roll < 0.95 else "UTC"
 
 
-def _request(g: _Gen, t: int) -> None:
+def _request(g: Gen, t: int) -> None:
     rand = g.rand
     channel = _REQUEST_CHANNELS[int(rand() * _TABLE)]
     transactional = rand() < 0.03
@@ -211,7 +200,7 @@ def _request(g: _Gen, t: int) -> None:
         g.add(t + 60 + int(rand() * 3600), "call_outcome", {"outcome": outcome})
 
 
-def _email_callbacks(g: _Gen, t: int, campaign: str) -> None:
+def _email_callbacks(g: Gen, t: int, campaign: str) -> None:
     """Provider callbacks after an email: delivered, often opened, sometimes clicked."""
     rand = g.rand
     if rand() < 0.25:
@@ -227,7 +216,7 @@ def _email_callbacks(g: _Gen, t: int, campaign: str) -> None:
                 g.add(t + 10 + int(rand() * 120), "page_view", {"url": url})
 
 
-def _replied(g: _Gen, t: int) -> None:
+def _replied(g: Gen, t: int) -> None:
     """A reply; on sms sometimes a bare keyword (STOP, " stop ", START) rather than words."""
     rand = g.rand
     channel = _REPLY_CHANNELS[int(rand() * _TABLE)]
@@ -271,7 +260,7 @@ _SIMPLE: Final[dict[str, Callable[[Rand], EventDict | None]]] = {
 }
 
 
-def _one(g: _Gen, t: int, kind: str) -> None:
+def _one(g: Gen, t: int, kind: str) -> None:
     """One random action at `start + t`, with its follow-ups (opens after an email...)."""
     maker = _SIMPLE.get(kind)
     if maker is not None:
@@ -284,7 +273,7 @@ def _one(g: _Gen, t: int, kind: str) -> None:
         _replied(g, t)
 
 
-def _prospect(g: _Gen, n: int, actions: float) -> None:
+def prospect(g: Gen, n: int, actions: float) -> None:
     """One random prospect: profile first, consents and enrollment, then a day of activity."""
     rand, add = g.rand, g.add
     t0 = int(rand() * g.span * 0.5)
@@ -301,173 +290,7 @@ def _prospect(g: _Gen, n: int, actions: float) -> None:
         _one(g, g.when(t0 + 1), _KINDS[int(rand() * _TABLE)])
 
 
-_M: Final = 60
-_H: Final = 3600
-# Story scripts: (anchor local hh, mm), then (seconds from anchor, type, fields) in order.
-Script = tuple[tuple[int, int], tuple[tuple[int, str, EventDict | None], ...]]
-_SCRIPTS: Final[dict[str, Script]] = {
-    "demo-alice": ((23, 0), (
-        (-10 * _M, "profile", {"timezone": "America/New_York", "phone": "+12125550147",
-                               "email": "alice@example.org", "segment": "traditional"}),
-        (-8 * _M, "page_view", {"url": f"{SITE}/features"}),
-        (-30, "consent", {"channel": "phone", "granted": True, "source": "web_form"}),
-        (0, "form_submit", {"form": "demo-request"}),  # email at once, the call waits for 08:00
-        (20, "delivered", {"channel": "email"}),
-        (8 * _H + 40 * _M, "opened", {"channel": "email"}),
-        (9 * _H + 7 * _M, "call_outcome", {"outcome": "answered"}),
-        (9 * _H + 20 * _M, "meeting_booked", None),
-    )),
-    "demo-bob": ((9, 0), (
-        (-5 * _M, "profile", {"timezone": "America/Chicago", "email": "bob@example.org",
-                              "segment": "digital_native", "lead_source": "webinar"}),
-        (0, "touch_request", {"channel": "email", "campaign": "spring-webinar",
-                              "topic": "webinar"}),
-        (30, "delivered", {"channel": "email"}),
-        (40 * _M, "opened", {"channel": "email"}),
-        (41 * _M, "clicked", {"channel": "email", "url": f"{SITE}/pricing?utm_campaign=spring"}),
-        (41 * _M + 10, "page_view", {"url": f"{SITE}/pricing?utm_campaign=spring"}),
-        (4 * _H + 20 * _M, "page_view", {"url": f"{SITE}/pricing/enterprise"}),
-        (6 * _H, "touch_request", {"channel": "auto", "campaign": "case-study-fintech",
-                                   "topic": "case_study"}),
-        (7 * _H + 45 * _M, "page_view", {"url": f"{SITE}/pricing"}),
-        (8 * _H + 30 * _M, "replied", {"channel": "email", "sentiment": "positive",
-                                       "text": "Yes, let's talk. Free tomorrow at 10?"}),
-    )),
-    "demo-carol": ((18, 0), (
-        (-30 * _M, "profile", {"timezone": "America/Los_Angeles", "phone": "+14155550199",
-                               "email": "carol@example.org", "segment": "digital_adopter"}),
-        (-29 * _M, "consent", {"channel": "sms", "granted": True, "source": "sms_keyword"}),
-        (-28 * _M, "preference", {"channel": "sms", "stance": "prefer"}),
-        (0, "touch_sent", {"channel": "sms", "by": "automation", "topic": "launch"}),
-        (5, "delivered", {"channel": "sms"}),
-        (4 * _M, "replied", {"channel": "sms", "text": "STOP"}),
-        (15 * _H + 30 * _M, "touch_request", {"channel": "sms", "campaign": "product-launch",
-                                              "topic": "launch"}),
-        (15 * _H + 31 * _M, "touch_request", {"channel": "auto", "campaign": "product-launch",
-                                              "topic": "launch"}),
-    )),
-    "demo-dave": ((9, 0), (
-        (-5 * _M, "profile", {"timezone": "America/Denver", "phone": "+17205550142",
-                              "email": "dave@example.org", "segment": "traditional"}),
-        (-4 * _M, "consent", {"channel": "sms", "granted": True, "source": "web_form"}),
-        (0, "enroll", {"sequence": "basic"}),  # day 1 email at once; a reply will end it
-        (30, "delivered", {"channel": "email"}),
-        (2 * _H, "opened", {"channel": "email"}),
-        (3 * _H, "replied", {"channel": "email", "sentiment": "positive",
-                             "text": "Interested, but please text me instead of emailing."}),
-        (3 * _H + 5 * _M, "preference", {"channel": "sms", "stance": "prefer"}),
-        (5 * _H, "touch_request", {"channel": "auto", "campaign": "product-tour",
-                                   "topic": "tour"}),
-    )),
-}  # fmt: skip
-
-
-def _story(g: _Gen, pid: str) -> None:
-    """A hand-scripted prospect, anchored on a local clock time inside the window."""
-    (hh, mm), steps = _SCRIPTS[pid]
-    zone = STORIES[pid][0]
-    anchor = g.local(zone, hh, mm, after=-steps[0][0])
-    g.pid = pid
-    g.begin(zone)
-    for dt, kind, fields in steps:
-        g.add(anchor + dt, kind, fields)
-
-
-def generate(
-    prospects: int,
-    *,
-    seed: int,
-    start: datetime,
-    hours: float = 24.0,
-    events_per_prospect: float = 10.0,
-    stories: bool = True,
-    duplicate_fraction: float = 0.002,
-) -> list[EventDict]:
-    """`prospects` prospects' events over `hours` from `start`, sorted by ts (ties: stable).
-
-    The story prospects (`STORIES`) count towards `prospects`. Ids are unique except for the
-    `duplicate_fraction` of events redelivered right after themselves (same id, same content).
-    """
-    if prospects < 0 or hours <= 0 or events_per_prospect < 0:
-        msg = f"simulate: bad sizes prospects={prospects} hours={hours} epp={events_per_prospect}"
-        raise ValueError(msg)
-    rng = random.Random(seed)
-    g = _Gen(rng, start, int(hours * 3600))
-    collecting = gc.isenabled()
-    gc.disable()  # millions of acyclic dicts: the cycle collector would rescan them for nothing
-    try:
-        return _generate(g, prospects, events_per_prospect, stories, duplicate_fraction)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _generate(g: _Gen, prospects: int, epp: float, stories: bool, dup: float) -> list[EventDict]:
-    """The body of `generate`: every prospect, then one sort of packed (time, index) keys."""
-    story_ids = list(STORIES)[:prospects] if stories else []
-    actions = max(0.0, (epp - _PRELUDE) / _FOLLOW_UPS)
-    for i in range(prospects - len(story_ids)):
-        g.pid = f"p{i:06d}"
-        _prospect(g, prospects, actions)
-    for pid in story_ids:
-        _story(g, pid)
-    rows = g.rows
-    keys = g.keys
-    keys.sort()
-    mask = 0xFFFFFFFF
-    if dup <= 0:
-        return [rows[k & mask] for k in keys]
-    out: list[EventDict] = []
-    append, rand = out.append, g.rand
-    for k in keys:
-        event = rows[k & mask]
-        append(event)
-        if rand() < dup and event["prospect"] not in STORIES:
-            append(dict(event))
-    return out
-
-
-def _malformed(event: EventDict, rng: random.Random) -> bytes:
-    """A broken variant of `event`, as a producer bug would send it (never decodable)."""
-    bad = dict(event, id=f"{event['id']}~bad")
-    kind = int(rng.random() * 5)
-    if kind == 0:
-        return orjson.dumps(bad)[:-9] + b"\n"  # truncated: not JSON
-    if kind == 1:
-        del bad["prospect"]
-    elif kind == 2:
-        bad["type"] = "page_visit"
-    elif kind == 3:
-        bad = {k: bad[k] for k in ("id", "prospect", "ts")}
-        bad.update(type="opt_out", channel="fax")
-    else:
-        bad["ts"] = str(bad["ts"]).rstrip("Z")  # local time without an offset
-    return orjson.dumps(bad, option=orjson.OPT_APPEND_NEWLINE)
-
-
-def write_jsonl(
-    events: Iterable[EventDict],
-    path: Path | str,
-    *,
-    malformed_fraction: float = 0.0,
-    seed: int = 0,
-) -> int:
-    """Write events as JSON Lines, injecting malformed lines before a random few; line count."""
-    if not 0.0 <= malformed_fraction <= 1.0:
-        msg = f"simulate: malformed_fraction must be in [0, 1], got {malformed_fraction}"
-        raise ValueError(msg)
-    rng = random.Random(seed)
-    rand, dumps, newline = rng.random, orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    lines = 0
-    chunk: list[bytes] = []
-    with Path(path).open("wb") as f:
-        for event in events:
-            if malformed_fraction and rand() < malformed_fraction:
-                chunk.append(_malformed(event, rng))
-            chunk.append(dumps(event, option=newline))
-            if len(chunk) >= 8192:
-                f.write(b"".join(chunk))
-                lines += len(chunk)
-                chunk.clear()
-        f.write(b"".join(chunk))
-    return lines + len(chunk)
+def actions(events_per_prospect: float) -> float:
+    """The mean number of random actions that gives a prospect `events_per_prospect` events,
+    once its prelude (profile, consents, enrollment) and the follow-ups are counted."""
+    return max(0.0, (events_per_prospect - _PRELUDE) / _FOLLOW_UPS)
