@@ -1,7 +1,8 @@
 """Building the output records: commands with their cross-channel context, decision records.
 
-A mixin of `Engine`. Every output takes the next per-prospect sequence number, which with its
-time and prospect gives replay its canonical output order.
+`Recorder` is the one place records are made: every output takes the next per-prospect sequence
+number, which with its time and prospect gives replay its canonical output order, and a command
+is always followed by its `sent` decision record.
 """
 
 import hashlib
@@ -20,6 +21,7 @@ from operators.records import (
     LastReply,
     OutChannel,
     RecentTouch,
+    Verdict,
 )
 from operators.state import ProspectState
 from operators.timeutil import format_ts
@@ -34,66 +36,67 @@ def command_id(prospect: str, cause: str, channel: str, reason: str) -> str:
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
-class Emitter:
-    """Records out of state; the limits are set by `Engine.__init__`."""
+class Recorder:
+    """Commands and decision records out of state; `ctx_touches` bounds a command's context."""
 
-    _ctx_touches: int
+    def __init__(self, ctx_touches: int) -> None:
+        self.ctx_touches = ctx_touches
 
-    # -- records ----------------------------------------------------------------------------------
-
-    def _emit_command(
+    def command(
         self,
         s: ProspectState,
         now: int,
+        out: list[Out],
+        *,
         channel: OutChannel,
         reason: str,
         topic: str | None,
-        backup: str | None,
         cause: str,
-        out: list[Out],
+        backup: str | None = None,
         template: str | None = None,
         choice: ChannelChoice | None = None,
     ) -> str:
+        """Emit a command and its `sent` decision record; the command's id."""
         cid = command_id(s.prospect, cause, channel, reason)
-        ts = format_ts(now)
         command = Command(
             id=cid,
             prospect=s.prospect,
-            ts=ts,
+            ts=format_ts(now),
             channel=channel,
             action=ACTION_FOR_CHANNEL[channel],
             reason=reason,
             topic=topic,
             backup=backup,
-            context=self._context(s, choice),
+            context=self.context(s, choice),
             template=template,
         )
         s.seq += 1
         out.append((now, s.seq, command))
-        self._emit_decision(s, now, channel, reason, "sent", out, command=cid, choice=choice)
+        self.decision(s, now, out, channel, reason, "sent", command=cid, choice=choice)
         return cid
 
-    def _emit_decision(
+    def decision(
         self,
         s: ProspectState,
         now: int,
+        out: list[Out],
         channel: OutChannel,
         reason: str,
-        verdict: str,
-        out: list[Out],
+        verdict: Verdict,
         *,
         rule: str | None = None,
         until: int | None = None,
         command: str | None = None,
         choice: ChannelChoice | None = None,
     ) -> None:
+        """Emit the decision record of one consideration of a candidate touch."""
         s.seq += 1
         record = Decision(
             prospect=s.prospect,
             ts=format_ts(now),
             channel=channel,
             reason=reason,
-            verdict=verdict,  # type: ignore[arg-type]
+            verdict=verdict,
             rule=rule,
             until=format_ts(until) if until is not None else None,
             command=command,
@@ -101,29 +104,17 @@ class Emitter:
         )
         out.append((now, s.seq, record))
 
-    def _record(
-        self,
-        s: ProspectState,
-        now: int,
-        channel: str,
-        reason: str,
-        verdict: str,
-        out: list[Out],
-        rule: str,
-        until: int | None = None,
-    ) -> None:
-        self._emit_decision(s, now, channel, reason, verdict, out, rule=rule, until=until)  # type: ignore[arg-type]
-
-    def _context(self, s: ProspectState, choice: ChannelChoice | None = None) -> Context:
-        n = self._ctx_touches
+    def context(self, s: ProspectState, choice: ChannelChoice | None = None) -> Context:
+        """The cross-channel memory a command carries for the message writer."""
+        n = self.ctx_touches
         recent = s.touches[-n:] if s.touches and n else ()
         reply = s.last_reply
         return Context(
-            touches=[RecentTouch(CHANNELS[t[1]], format_ts(t[0]), t[3]) for t in recent],
+            touches=[RecentTouch(CHANNELS[t.channel], format_ts(t.ts), t.topic) for t in recent],
             clicks=list(s.clicks or ()),
             pages=list(s.pages or ()),
             last_reply=(
-                LastReply(CHANNELS[reply[0]], format_ts(reply[1]), reply[2], reply[3])
+                LastReply(CHANNELS[reply.channel], format_ts(reply.ts), reply.sentiment, reply.text)
                 if reply is not None
                 else None
             ),

@@ -17,17 +17,8 @@ from operators.fatigue import Fatigue
 from operators.policy import Policy
 from operators.rules import Rules
 from operators.scorecard_facts import Contact, ProspectFacts
-from operators.state import (
-    AUTO,
-    FLAG_ARBITRATE,
-    FLAG_BRANCH,
-    FLAG_DEFERRABLE,
-    FLAG_HELD,
-    FLAG_SEQUENCE,
-    ProspectState,
-    decode_state,
-    encode_state,
-)
+from operators.state import ProspectState, decode_state, encode_state
+from operators.state_records import AUTO, Enrollment, Exempt, Kind, Pending, Props
 from operators.timeutil import DAY_MS, format_ts
 
 _PROBES: Final = 64  # verdicts asked per channel before giving up on a next time
@@ -180,7 +171,7 @@ def _next_allowed(rules: Rules, s: ProspectState, ch: int, now: int) -> dict[str
     first_rule: str | None = None
     last_rule: str | None = None
     for probe in range(_PROBES):
-        rule, retry = rules.verdict(s, ch, t, FLAG_DEFERRABLE)
+        rule, retry = rules.verdict(s, ch, t, Exempt.NONE)  # a campaign touch
         if probe == 0:
             first_rule = rule
         if rule is None:
@@ -194,34 +185,32 @@ def _next_allowed(rules: Rules, s: ProspectState, ch: int, now: int) -> dict[str
     return {"rule": first_rule, "next_allowed": None, "held_by": last_rule}
 
 
-def _pending(p: tuple[int, int, str, str | None, str, int, int]) -> dict[str, Any]:
-    due, ch, reason, topic, cause, flags, _first = p
-    if flags & FLAG_SEQUENCE:
+def _pending(p: Pending) -> dict[str, Any]:
+    if p.kind is Kind.STEP:
         kind = "sequence step"
-    elif flags & FLAG_BRANCH:
+    elif p.kind is Kind.FOLLOW_UP:
         kind = "follow-up"
-    elif flags & FLAG_ARBITRATE:
+    elif p.props & Props.ARBITRATING:
         kind = "request (arbitration window)"
     else:
         kind = "deferred"
     return {
-        "due": format_ts(due),
-        "channel": CHANNELS[ch] if ch != AUTO else "auto",
-        "reason": reason,
-        "topic": topic,
+        "due": format_ts(p.due),
+        "channel": CHANNELS[p.channel] if p.channel != AUTO else "auto",
+        "reason": p.reason,
+        "topic": p.topic,
         "kind": kind,
-        "held": bool(flags & FLAG_HELD),
-        "cause": cause,
+        "held": bool(p.props & Props.HELD),
+        "cause": p.cause,
     }
 
 
-def _enrollment(e: tuple[str, int, int, int, str], policy: Policy) -> dict[str, Any]:
-    name, index, started, last_sent, _cause = e
-    definition = policy.sequences.get(name)
+def _enrollment(e: Enrollment, policy: Policy) -> dict[str, Any]:
+    definition = policy.sequences.get(e.sequence)
     return {
-        "sequence": name,
-        "next_step": index + 1,
+        "sequence": e.sequence,
+        "next_step": e.step + 1,
         "steps": len(definition.steps) if definition is not None else None,
-        "started": format_ts(started),
-        "last_sent": format_ts(last_sent) if last_sent else None,
+        "started": format_ts(e.started),
+        "last_sent": format_ts(e.last_sent) if e.last_sent else None,
     }

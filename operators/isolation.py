@@ -20,6 +20,7 @@ from operators.engine import Engine
 from operators.events import Event
 from operators.records import DeadLetter
 from operators.state import Pending, ProspectState, decode_state, encode_state
+from operators.state_records import legacy_tuple
 from operators.timeutil import to_ms
 
 _JSON: Final = msgspec.json.Encoder()
@@ -59,7 +60,7 @@ def fire_due_isolated(
     engine: Engine, state: ProspectState, until: int, out: list[Out], dead: list[DeadLetter]
 ) -> None:
     """`engine.fire_due`, one timer at a time; a timer that raises is dropped with a record."""
-    while state.pending and state.pending[0][0] <= until:
+    while state.pending and state.pending[0].due <= until:
         before = encode_state(state)
         mark = len(out)
         try:
@@ -90,8 +91,9 @@ def _failed(what: str, exc: Exception) -> str:
 
 
 def _describe(state: ProspectState, item: Pending) -> str:
-    """A dropped timer as JSON, for the dead letters (it has no input line of its own)."""
-    due, channel, reason, topic, cause, flags, first = item
+    """A dropped timer as JSON, for the dead letters (it has no input line of its own); `flags`
+    in the layout of the checkpoints before named records, as dead letters have always had."""
+    due, channel, reason, topic, cause, flags, first = legacy_tuple(item)
     return _JSON.encode(
         {
             "timer": {

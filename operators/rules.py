@@ -13,11 +13,14 @@ from operators.events import CHANNEL_INDEX, CHANNELS
 from operators.policy import Policy
 from operators.quiet_hours import next_allowed, phone_zones, seconds_of_day
 from operators.records import ChannelChoice
-from operators.state import AUTO, FLAG_DEFERRABLE, FLAG_EXEMPT, FLAG_TRANSACTIONAL, ProspectState
+from operators.state import ProspectState
+from operators.state_records import AUTO, Candidate, Exempt, Touch
 from operators.timeutil import DAY_MS, HOUR_MS
 
 QUIET_HOURS: Final = "quiet_hours"
 GAP: Final = "gap"
+_OWN_ACTION: Final = int(Exempt.OWN_ACTION)  # ints: an IntFlag operation costs ~0.4 us
+_TRANSACTIONAL: Final = int(Exempt.TRANSACTIONAL)
 
 
 class Window(NamedTuple):
@@ -58,6 +61,10 @@ class Rules:
             )
             for w in policy.caps
         )
+        # Rules that clear as touches age out: a deferrable touch waits for them (capacity);
+        # a touch on another channel cannot help with a channel's own caps (`channel_caps`).
+        self.channel_caps = frozenset(r for w in self.windows for r in w.channel_rules)
+        self.capacity = frozenset({GAP, *self.channel_caps, *(w.total_rule for w in self.windows)})
         self.gap_ms = policy.gap.hours * HOUR_MS
         self.gap_exempt = policy.gap.exempt_own_action
         self.horizon_ms = max([self.gap_ms, *(w.ms for w in self.windows)])
@@ -82,9 +89,9 @@ class Rules:
         self.rule_only = _names("preference.only.{}")
 
     def verdict(
-        self, state: ProspectState, ch: int, now: int, flags: int
+        self, state: ProspectState, ch: int, now: int, exempt: int
     ) -> tuple[str | None, int | None]:
-        """(rule, retry_at) for a touch on channel index `ch` at `now`.
+        """(rule, retry_at) for a touch on channel index `ch` at `now`; `exempt`: `Exempt` bits.
 
         rule None: allowed now. Otherwise the first rule that stops it, and for rules that
         clear with time (caps, gap, quiet hours) the earliest time it could pass that rule;
@@ -108,28 +115,28 @@ class Rules:
             return self.rule_avoid[ch], None
         if state.only != AUTO and state.only != ch:
             return self.rule_only[state.only], None
-        if not flags & FLAG_TRANSACTIONAL:
+        if not exempt & _TRANSACTIONAL:
             if state.complaint_until > now:
                 return "cooldown.complaint", None
             if state.negative_until > now:
                 return "cooldown.negative", None
-            if not flags & FLAG_EXEMPT:  # campaign and sequence touches, not triggers
+            if not exempt & _OWN_ACTION:  # campaign and sequence touches, not triggers
                 if state.sequence_until > now:
                     return "cooldown.sequence", None
                 if state.deal_lost_until > now:
                     return "cooldown.deal_lost", None
             factor = 1.0
             if state.fatigue is not None:
-                if not flags & FLAG_EXEMPT and fatigue.paused(state.fatigue, now, self.fatigue):
+                if not exempt & _OWN_ACTION and fatigue.paused(state.fatigue, now, self.fatigue):
                     return fatigue.RULE, None
                 factor = fatigue.cap_factor(state.fatigue, now, self.fatigue)
             touches = state.touches
             if touches:
-                stopped = self._caps(touches, ch, now, flags & FLAG_EXEMPT, factor)
+                stopped = self._caps(touches, ch, now, exempt & _OWN_ACTION, factor)
                 if stopped is not None:
                     return stopped
-                if self.gap_ms and not (flags & FLAG_EXEMPT and self.gap_exempt):
-                    last = touches[-1][0]
+                if self.gap_ms and not (exempt & _OWN_ACTION and self.gap_exempt):
+                    last = touches[-1].ts
                     if now - last < self.gap_ms:
                         return GAP, last + self.gap_ms
         if self.quiet_mask & bit:
@@ -140,7 +147,7 @@ class Rules:
 
     def _caps(
         self,
-        touches: list[tuple[int, int, int, str | None]],
+        touches: list[Touch],
         ch: int,
         now: int,
         exempt: int,
@@ -156,9 +163,9 @@ class Rules:
             since = now - w.ms
             on_channel = total = 0
             for t in touches:
-                if t[0] > since:
+                if t.ts > since:
                     total += 1
-                    if t[1] == ch:
+                    if t.channel == ch:
                         on_channel += 1
             limit = w.per_channel[ch]
             total_cap = w.total
@@ -166,11 +173,11 @@ class Rules:
                 limit = fatigue.scaled_cap(limit, factor) if limit is not None else None
                 total_cap = fatigue.scaled_cap(total_cap, factor) if total_cap is not None else None
             if limit is not None and on_channel >= limit:
-                times = [t[0] for t in touches if t[0] > since and t[1] == ch]
+                times = [t.ts for t in touches if t.ts > since and t.channel == ch]
                 retry = times[on_channel - limit] + w.ms if limit else None
                 return w.channel_rules[ch], retry
             if total_cap is not None and total >= total_cap:
-                times = [t[0] for t in touches if t[0] > since]
+                times = [t.ts for t in touches if t.ts > since]
                 retry = times[total - total_cap] + w.ms if total_cap else None
                 return w.total_rule, retry
         return None
@@ -232,21 +239,22 @@ class ChannelChooser:
         learned = preference.ranked(s.answers, s.segment, self.pref, self.auto_order)
         return preference.apply_stances(learned, s.only, s.prefer, s.avoid) or self.auto_order
 
-    def pick(self, s: ProspectState, flags: int, first: int, now: int) -> Pick:
+    def pick(self, s: ProspectState, c: Candidate, now: int) -> Pick:
         """The first allowed channel in `order` and the next allowed as backup, unless the best
         is worth waiting for (`waits`); none allowed: hold on the one that clears soonest."""
         order = self.order(s)
         verdicts: list[ChannelVerdict] = []
         allowed: list[int] = []
+        exempt = c.exempt
         for ch in order:  # stop at a channel and its backup
-            rule, retry = self.rules.verdict(s, ch, now, flags)
+            rule, retry = self.rules.verdict(s, ch, now, exempt)
             verdicts.append(ChannelVerdict(ch, rule, retry))
             if rule is None:
                 allowed.append(ch)
                 if len(allowed) == 2:
                     break
         best = verdicts[0]
-        if allowed and self.waits(s, best, allowed[0], flags, first):
+        if allowed and self.waits(s, best, allowed[0], c):
             why = self.choice(s, order, best.channel, best.rule)
             return Pick("wait", best.channel, AUTO, preference.WAIT, best.retry, why)
         if allowed:
@@ -260,19 +268,17 @@ class ChannelChooser:
         why = self.choice(s, order, held.channel, held.rule)
         return Pick("hold", held.channel, AUTO, held.rule, held.retry, why)
 
-    def waits(
-        self, s: ProspectState, best: ChannelVerdict, now_best: int, flags: int, first: int
-    ) -> bool:
+    def waits(self, s: ProspectState, best: ChannelVerdict, now_best: int, c: Candidate) -> bool:
         """Wait for the best channel, held now, rather than take `now_best`? Only for a hold
         that clears by itself and is the channel's own (quiet hours; its cap, for a deferrable
         touch), within `wait_hours` of the touch's first consideration (so repeated waits stay
         bounded), and when its estimate beats `now_best`'s by `wait_min_gain` (or the prospect
         said they prefer it)."""
         rule = best.rule
-        if rule is None or best.retry is None or best.retry - first > self.wait_ms:
+        if rule is None or best.retry is None or best.retry - c.first > self.wait_ms:
             return False
-        own = rule == QUIET_HOURS or (flags & FLAG_DEFERRABLE and rule.startswith("cap."))
-        if not own or rule.startswith("cap.total."):
+        own = rule == QUIET_HOURS or (c.deferrable and rule in self.rules.channel_caps)
+        if not own:
             return False
         est = preference.estimates(s.answers, s.segment, self.pref)
         stated = best.channel == s.prefer

@@ -3,7 +3,10 @@
 Memory matters (target under 1 KiB per prospect in memory), so fields default to None or 0 and
 are filled only when used, channel sets are bitmasks, times are integer milliseconds, recent event
 ids are fixed-size hashes packed into one `bytes`, and the Struct is `array_like` (positional on
-the wire, so no field names in Redis) and `gc=False` (it never holds a cycle).
+the wire, so no field names in Redis) and `gc=False` (it never holds a cycle). The records it
+holds (touches, pending candidates, enrollments, the last reply) are named Structs of the same
+kind (`operators.state_records`); a checkpoint from before they were named is migrated when
+read (`decode_state`, `operators.state_legacy`).
 """
 
 import bisect
@@ -13,30 +16,23 @@ from typing import Final
 import msgspec
 from msgspec import Struct
 
-# A touch in the history: (ts_ms, channel index, command key or 0, topic).
-Touch = tuple[int, int, int, str | None]
-# A deferred candidate touch: (due_ms, channel index or AUTO, reason, topic, cause event id,
-# flags, first-considered ms). `first` is when it was first considered (a request's arrival or the
-# close of its arbitration window, a step's scheduled time): the start of its deferral budget and
-# the last key of the order of one instant (operators.order); a pause moves it with the item.
-Pending = tuple[int, int, str, str | None, str, int, int]
-# The last reply: (channel index, ts_ms, sentiment, text).
-Reply = tuple[int, int, str | None, str | None]
-# A sequence enrollment: (name, next step index, started ms, last sent ms or 0, enroll event id).
-Enrollment = tuple[str, int, int, int, str]
+from operators.state_records import AUTO, Enrollment, Pending, Reply, Touch
 
-AUTO: Final = -1
-FLAG_EXEMPT: Final = 1  # answers the prospect's own action (rule 4)
-FLAG_TRANSACTIONAL: Final = 2  # skips caps and cooldowns, never suppression/consent/quiet hours
-FLAG_DEFERRABLE: Final = 4  # may wait for cap/gap capacity (requests), else blocked (triggers)
-FLAG_SEQUENCE: Final = 8  # a sequence step (pending items re-enter the sequencer when due)
-FLAG_HELD: Final = 16  # a pending item that is a deferral (it already has a decision record)
-FLAG_ARBITRATE: Final = 32  # a request waiting for its arbitration window to close
-FLAG_BRANCH: Final = 64  # a response-branch follow-up watching for an answer
-FLAG_PAUSED: Final = 128  # moved by an out-of-office pause: `first` moved with it (rule 14)
-PRIORITY_SHIFT: Final = 8  # a request's priority (0-9) is kept in the flags, bits 8-11
-PRIORITY_MASK: Final = 0xF << PRIORITY_SHIFT
-FLAG_ANSWERED: Final = 1 << 12  # a paused sms follow-up whose open was answered (a click)
+__all__ = [
+    "AUTO",
+    "Enrollment",
+    "Pending",
+    "ProspectState",
+    "Reply",
+    "Touch",
+    "add_pending",
+    "command_key",
+    "decode_state",
+    "encode_state",
+    "next_due",
+    "pending_due",
+    "seen_before",
+]
 
 _DIGEST: Final = 8
 
@@ -126,7 +122,12 @@ def add_pending(state: ProspectState, item: Pending) -> None:
 
 
 def pending_due(item: Pending) -> int:
-    return item[0]
+    return item.due
+
+
+def next_due(state: ProspectState) -> int | None:
+    """When the soonest pending item is due (ms), None if nothing is pending."""
+    return state.pending[0].due if state.pending else None
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -139,5 +140,19 @@ def encode_state(state: ProspectState) -> bytes:
 
 
 def decode_state(data: bytes) -> ProspectState:
-    """Inverse of `encode_state`."""
-    return _DECODER.decode(data)
+    """Inverse of `encode_state`; a checkpoint in the layout before issue 11 is migrated.
+
+    The current layout is tried first: only a state with pending items in the old 7-tuple layout
+    fails it (an old `Pending` has 7 elements, a current one 11), and is then read in the old
+    layout and migrated (`operators.state_legacy`). Every other record kept its layout.
+    """
+    try:
+        return _DECODER.decode(data)
+    except msgspec.ValidationError as current:
+        # Imported here: state_legacy builds its old layout from ProspectState.
+        from operators.state_legacy import decode_legacy
+
+        try:
+            return decode_legacy(data)
+        except msgspec.ValidationError:
+            raise current from None  # not an old checkpoint either: say what is wrong now

@@ -272,4 +272,4 @@ def test_flow_confirms_the_senders_touch_sent_and_counts_it_once(
     state = r.get(KEYS.state("p1"))
     assert state is not None
     touches = decode_state(state).touches or []
-    assert sorted(t[2] for t in touches) == sorted(command_key(c) for c in commands)
+    assert sorted(t.command for t in touches) == sorted(command_key(c) for c in commands)

@@ -6,12 +6,17 @@ raises part-way through changing the state, as a bug in a rule would.
 
 from typing import Any
 
+from operators import actions
 from operators import events as ev
+from operators.decider import Decider
+from operators.emit import Out
 from operators.engine import Engine
 from operators.isolation import apply_isolated, fire_due_isolated
-from operators.policy import load_policy
-from operators.records import Command, DeadLetter
+from operators.parts import Parts
+from operators.policy import Policy, load_policy
+from operators.records import Command, DeadLetter, Verdict
 from operators.state import ProspectState, encode_state
+from operators.state_records import Candidate
 from tests.harness import T0, H, event, immediate
 
 
@@ -22,8 +27,8 @@ class FaultyEngine(Engine):
         super().__init__(immediate(load_policy()))
         self._handlers[ev.FormSubmit] = self._faulty_form
 
-    def _faulty_form(self, s: ProspectState, e: Any, ts: int, now: int, out: list[Any]) -> None:
-        self._form_submit(s, e, ts, now, out)  # sends, reserves touches, then ...
+    def _faulty_form(self, p: Parts, s: ProspectState, e: Any, ts: int, out: list[Out]) -> None:
+        actions.form_submit(p, s, e, ts, out)  # sends, reserves touches, then ...
         if e.form == "boom":
             s.opted_out_all = True
             msg = "maximum recursion depth exceeded"
@@ -86,35 +91,47 @@ def test_without_faults_isolation_changes_nothing() -> None:
     assert encode_state(a) == encode_state(b)
 
 
-class FaultyTimerEngine(Engine):
+class FaultyTimerDecider(Decider):
     """The decision of every deferred request of campaign "boom" raises."""
 
     calls = 0
 
-    def _decide(self, s: ProspectState, ch: int, reason: str, *args: Any, **kw: Any) -> str:
-        if reason == "request:boom" and s.clock >= T0 + 30_000:
-            FaultyTimerEngine.calls += 1
+    def decide(
+        self,
+        s: ProspectState,
+        c: Candidate,
+        now: int,
+        out: list[Out],
+        template: str | None = None,
+    ) -> Verdict:
+        if c.reason == "request:boom" and s.clock >= T0 + 30_000:
+            FaultyTimerDecider.calls += 1
             msg = "date value out of range"
             raise OverflowError(msg)
-        return super()._decide(s, ch, reason, *args, **kw)
+        return super().decide(s, c, now, out, template)
+
+
+class FaultyTimerEngine(Engine):
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(policy, decider=FaultyTimerDecider)
 
 
 def test_a_raising_timer_is_dropped_with_a_record_not_retried_at_every_event() -> None:
     engine = FaultyTimerEngine(load_policy())  # with its 60 s arbitration window
     state = ProspectState(prospect="p")
-    FaultyTimerEngine.calls = 0
+    FaultyTimerDecider.calls = 0
     _, dead = run(engine, state, event("touch_request", T0, channel="email", campaign="boom"))
     assert dead == []
     assert state.pending
     _, dead = run(engine, state, event("page_view", T0 + 2 * 60_000, url="/blog"))
-    calls = FaultyTimerEngine.calls  # the whole event, then its timers one by one
+    calls = FaultyTimerDecider.calls  # the whole event, then its timers one by one
     _, later = run(
         engine,
         state,
         event("page_view", T0 + 3 * 60_000, url="/blog"),
         event("touch_request", T0 + 4 * 60_000, channel="email", campaign="fine"),
     )
-    assert FaultyTimerEngine.calls == calls  # dropped: not tried again at later events
+    assert FaultyTimerDecider.calls == calls  # dropped: not tried again at later events
     assert later == []
     (letter,) = dead
     assert "timer raised OverflowError" in letter.reason

@@ -14,18 +14,8 @@ from operators.engine import Engine
 from operators.order import next_index, rank
 from operators.policy import Policy, load_policy
 from operators.records import Command, Decision
-from operators.state import (
-    FLAG_ARBITRATE,
-    FLAG_BRANCH,
-    FLAG_DEFERRABLE,
-    FLAG_EXEMPT,
-    FLAG_HELD,
-    FLAG_SEQUENCE,
-    FLAG_TRANSACTIONAL,
-    PRIORITY_SHIFT,
-    Pending,
-    ProspectState,
-)
+from operators.state import ProspectState
+from operators.state_records import Kind, Pending, Props
 from operators.timeutil import format_ts, parse_ts
 from tests.harness import T0, D, H, Prospect
 
@@ -130,20 +120,27 @@ def test_equal_priorities_go_by_when_each_was_first_due() -> None:
     assert [c.reason for c in p.commands] == ["request:older"]
 
 
-def _item(flags: int, first: int = 0, due: int = 100) -> Pending:
-    return (due, 0, "r", None, "c", flags, first)
+def _item(
+    kind: Kind,
+    props: Props = Props.NONE,
+    *,
+    priority: int = 0,
+    first: int = 0,
+    due: int = 100,
+) -> Pending:
+    return Pending(0, kind, "r", None, "c", first, priority, props, None, 0, due)
 
 
 def test_rank_orders_own_action_transactional_priority_then_first() -> None:
-    request = FLAG_DEFERRABLE | FLAG_HELD
+    request, held = Kind.REQUEST, Props.HELD
     items = {
-        "low": _item(request | 1 << PRIORITY_SHIFT),
-        "step": _item(FLAG_SEQUENCE | FLAG_DEFERRABLE, first=5),
-        "follow-up": _item(FLAG_BRANCH | FLAG_DEFERRABLE, first=6),
-        "high, later": _item(request | 9 << PRIORITY_SHIFT, first=50),
-        "high": _item(request | 9 << PRIORITY_SHIFT | FLAG_ARBITRATE, first=40),
-        "transactional": _item(request | FLAG_TRANSACTIONAL, first=90),
-        "own action": _item(FLAG_EXEMPT | FLAG_HELD, first=99),
+        "low": _item(request, held, priority=1),
+        "step": _item(Kind.STEP, first=5),
+        "follow-up": _item(Kind.FOLLOW_UP, first=6),
+        "high, later": _item(request, held, priority=9, first=50),
+        "high": _item(request, Props.ARBITRATING, priority=9, first=40),
+        "transactional": _item(request, held | Props.TRANSACTIONAL, first=90),
+        "own action": _item(Kind.TRIGGER, held, first=99),
     }
     ordered = sorted(items, key=lambda name: rank(items[name], 5))
     assert ordered == [
@@ -159,12 +156,12 @@ def test_rank_orders_own_action_transactional_priority_then_first() -> None:
 
 def test_next_index_looks_only_at_the_earliest_instant_and_keeps_queue_order_on_ties() -> None:
     pending = [
-        _item(FLAG_DEFERRABLE, due=100),
-        _item(FLAG_DEFERRABLE, due=100),  # a tie: the first in the queue keeps its turn
-        _item(FLAG_EXEMPT, due=101),  # better ranked, but not due yet
+        _item(Kind.REQUEST, due=100),
+        _item(Kind.REQUEST, due=100),  # a tie: the first in the queue keeps its turn
+        _item(Kind.TRIGGER, due=101),  # better ranked, but not due yet
     ]
     assert next_index(pending, 5) == 0
-    pending.insert(1, _item(FLAG_TRANSACTIONAL, due=100))
+    pending.insert(1, _item(Kind.REQUEST, Props.TRANSACTIONAL, due=100))
     assert next_index(pending, 5) == 1
 
 
@@ -180,7 +177,7 @@ def test_fire_next_fires_one_item_and_drop_next_drops_exactly_that_one() -> None
     out: list[Any] = []
     engine.fire_next(fired, out)
     [item] = engine.drop_next(dropped)
-    assert item[2] == "trigger:proposal_view"  # the own-action touch, not the head of the queue
+    assert item.reason == "trigger:proposal_view"  # the own-action touch, not the head of the queue
     assert [r.reason for _t, _s, r in out if isinstance(r, Command)] == ["trigger:proposal_view"]
     assert fired.pending == dropped.pending  # the call is left, in both
     assert [d.reason for _t, _s, d in out if isinstance(d, Decision)] == ["trigger:proposal_view"]

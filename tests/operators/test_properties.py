@@ -5,10 +5,14 @@ from typing import Any
 import msgspec
 from hypothesis import HealthCheck, given, settings
 
+from operators.decider import Decider, Hold
+from operators.emit import Out
 from operators.engine import Engine
 from operators.events import decode_event
-from operators.policy import load_policy
-from operators.state import PRIORITY_MASK, Pending, ProspectState
+from operators.policy import Policy, load_policy
+from operators.records import Verdict
+from operators.state import Pending, ProspectState
+from operators.state_records import Candidate
 from operators.timeutil import DAY_MS, parse_ts
 from tests.reference import check
 from tests.streams import event_streams
@@ -122,13 +126,18 @@ class QueueOrder(Engine):
         return 0
 
 
+class PriorityForgetter(Decider):
+    """Decides as the real decider, but a deferral drops a request's priority (as main did)."""
+
+    def hold(self, s: ProspectState, c: Candidate, h: Hold, now: int, out: list[Out]) -> Verdict:
+        return super().hold(s, msgspec.structs.replace(c, priority=0), h, now, out)
+
+
 class ForgetsPriority(Engine):
     """Ranks an instant rightly, but a deferral drops a request's priority (as main did)."""
 
-    def _hold(self, s: ProspectState, *args: Any) -> str:
-        pending_ch, ch, rule, retry, reason, topic, cause, flags, *rest = args
-        flags &= ~PRIORITY_MASK
-        return super()._hold(s, pending_ch, ch, rule, retry, reason, topic, cause, flags, *rest)
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(policy, decider=PriorityForgetter)
 
 
 def _instant_stream() -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ engagement on no channel; `delivered` confirms the touch of the command it names
 import pytest
 
 from operators import fatigue
-from operators.engine import url_path
+from operators.actions import url_path
 from operators.events import CHANNEL_INDEX
 from operators.preference import NONE
 from operators.records import Command
@@ -137,7 +137,7 @@ def test_delivered_after_a_release_counts_the_touch_again() -> None:
     linkedin = CHANNEL_INDEX["linkedin"]
     touches = p.state.touches
     assert touches is not None
-    assert [(ts, ch) for ts, ch, _key, _topic in touches] == [(T0 + 2 * H, linkedin)]
+    assert [(t.ts, t.channel) for t in touches] == [(T0 + 2 * H, linkedin)]
     held = request(p, T0 + 3 * H, "email")
     assert (held.verdict, held.rule) == ("deferred", "cap.total.day")
     p.send("touch_sent", T0 + 4 * H, channel="linkedin", command=decision.command)

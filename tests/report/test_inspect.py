@@ -4,7 +4,8 @@ from operators import fatigue
 from operators.events import CHANNEL_INDEX
 from operators.inspect_view import inspect, preferred_channel, settled
 from operators.rules import Rules
-from operators.state import FLAG_DEFERRABLE, ProspectState, encode_state
+from operators.state import ProspectState, encode_state
+from operators.state_records import Exempt, Touch
 from operators.timeutil import DAY_MS, HOUR_MS, format_ts, parse_ts
 from tests.report.helpers import POLICY
 
@@ -19,8 +20,8 @@ def test_a_fatigued_prospect_is_allowed_again_when_the_score_decays_below_pause(
     email = found["channels"]["email"]
     assert email["rule"] == fatigue.RULE
     when = parse_ts(email["next_allowed"])
-    assert RULES.verdict(state, EMAIL, when, FLAG_DEFERRABLE)[0] is None
-    assert RULES.verdict(state, EMAIL, when - 60_000, FLAG_DEFERRABLE)[0] == fatigue.RULE
+    assert RULES.verdict(state, EMAIL, when, Exempt.NONE)[0] is None
+    assert RULES.verdict(state, EMAIL, when - 60_000, Exempt.NONE)[0] == fatigue.RULE
     assert found["fatigue"] == {"score": 9.0, "class": "saturated"}
 
 
@@ -32,7 +33,10 @@ def test_rules_are_followed_from_one_to_the_next() -> None:
         timezone="America/New_York",
         consent=1 << CHANNEL_INDEX["sms"],
         complaint_until=T0 + 2 * DAY_MS,
-        touches=[(T0 - 4 * DAY_MS + 11 * HOUR_MS, 1, 1, None), (T0 - 84 * HOUR_MS, 1, 2, None)],
+        touches=[
+            Touch(T0 - 4 * DAY_MS + 11 * HOUR_MS, 1, 1, None),
+            Touch(T0 - 84 * HOUR_MS, 1, 2, None),
+        ],
     )
     sms = inspect(state, RULES, T0)["channels"]["sms"]
     assert sms["rule"] == "cooldown.complaint"
