@@ -103,8 +103,12 @@ class StateStore:
         self._taken.add(prospect)
         self._metrics.in_memory.inc()
         newer = self._saved(prospect)
-        if newer is not None:
-            data = newer
+        if newer is not None:  # its facts None: unchanged since those read with the state
+            data = (
+                newer
+                if newer.facts is not None or data is None
+                else newer._replace(facts=data.facts)
+            )
         if data is None:
             return None
         try:
@@ -137,12 +141,15 @@ class StateStore:
         """States from Redis, except those the commit sink holds unwritten: asked *before* the
         read, since a checkpoint finishing between the read and `take` would otherwise leave
         the older state read here as the only one (a prospect that left the worker cannot get
-        a newer unwritten state meanwhile: nothing applies its events until it is taken)."""
+        a newer unwritten state meanwhile: nothing applies its events until it is taken). The
+        sink holds facts only if they changed since they were last written: else they are
+        read here with the state, which is then the sink's."""
         state_key, facts_key = self._keys.state, self._keys.facts
         held = {p: saved for p in prospects if (saved := self._saved(p)) is not None}
         if held:
-            yield from held.items()
-            prospects = [p for p in prospects if p not in held]
+            reread = {p for p, s in held.items() if self._facts and s.facts is None}
+            yield from ((p, s) for p, s in held.items() if p not in reread)
+            prospects = [p for p in prospects if p not in held or p in reread]
         for start in range(0, len(prospects), self._chunk):
             part = prospects[start : start + self._chunk]
             keys = [state_key(p) for p in part]
@@ -153,7 +160,11 @@ class StateStore:
             for i, prospect in enumerate(part):
                 state = values[i]
                 facts = values[n + i] if self._facts else None
-                yield prospect, Saved(state, facts) if state is not None else None
+                mine = held.get(prospect)
+                if mine is not None:
+                    yield prospect, Saved(mine.state, facts)
+                else:
+                    yield prospect, Saved(state, facts) if state is not None else None
 
     def _mget(self, keys: list[str]) -> Callable[[], list[bytes | None]]:
         return lambda: self._r.mget(keys)

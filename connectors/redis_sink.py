@@ -9,12 +9,12 @@ has one sink that receives a prospect's `Effects` whole and:
 2. writes decision records (the same script call: one round trip per batch, however large);
 3. at each checkpoint interval, for every dirty prospect, in one Lua script call per chunk of
    prospects (atomic, and a failing call stops before the acks): the latest state (with a TTL
-   beyond the longest rule horizon) and scorecard facts, the scorecard counts those states
-   added since they were last written (`connectors.scorecard_store`: a count is written exactly
-   when the state that includes its input is), its next timer in the shard's timer set, then
-   XACK of every input that state includes. Chunks keep each call short, since Redis serves nothing
-   else while it runs one (5,000 states in one transaction held it for ~25 ms, and every
-   trigger waiting behind it).
+   beyond the longest rule horizon) and scorecard facts (if they changed), the scorecard counts
+   those states added since they were last written (`connectors.scorecard_store`: a count is
+   written exactly when the state that includes its input is), its next timer in the shard's
+   timer set, then XACK of every input that state includes. Chunks keep each call short, since
+   Redis serves nothing else while it runs one (5,000 states in one transaction held it for
+   ~25 ms, and every trigger waiting behind it).
 
 Both scripts take a whole batch per call: redis-py spends more time packing a command than
 Redis spends running it, so the number of commands, not their size, is the cost to cut.
@@ -40,14 +40,13 @@ from typing import Any, Final
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors.effects import Ack, Effects, Saved
+from connectors.effects import Dirty, Effects, Saved
 from connectors.identity import DEFAULT_DEDUPE_S, index_profiles
 from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.retry import retrying
 from connectors.scorecard_store import counts_args
 from operators.records import ENCODER, Command
-from operators.scorecard_facts import Counts
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +68,9 @@ end
 return n
 """
 # KEYS: the state keys, the facts keys, then the scorecard hash (with the scorecard on).
-# ARGV: the TTL, the number of states n and of facts m, the states, the facts; then the number
-# of count fields (-1: no scorecard), the chunk's stream time and the fields and increments;
+# ARGV: the states' TTL, the number of states n and of facts m, the facts' TTL, the states, the
+# facts (empty: unchanged, only their TTL is refreshed); then the number of count fields (-1: no
+# scorecard), the chunk's stream time and the fields and increments;
 # then commands to run after, each as its argument count and its arguments (ZREM/ZADD of
 # timers, then XACK). The counts go first: Redis does not undo a script that fails half-way,
 # and a hash that refuses them (a wrong type) must stop the call before any state is written,
@@ -78,8 +78,8 @@ return n
 # known to the states by then, would never add again. `as_of` only moves forward: workers
 # checkpoint at their own pace.
 _CHECKPOINT: Final = """
-local ttl, n, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local i = n + m + 4
+local ttl, n, m, facts_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local i = n + m + 5
 local fields = tonumber(ARGV[i])
 if fields >= 0 then
   local hash = KEYS[n + m + 1]
@@ -94,8 +94,15 @@ if fields >= 0 then
 else
   i = i + 1
 end
-for k = 1, n + m do
-  redis.call('SET', KEYS[k], ARGV[k + 3], 'EX', ttl)
+for k = 1, n do
+  redis.call('SET', KEYS[k], ARGV[k + 4], 'EX', ttl)
+end
+for k = n + 1, n + m do
+  if ARGV[k + 4] == '' then
+    redis.call('EXPIRE', KEYS[k], facts_ttl)
+  else
+    redis.call('SET', KEYS[k], ARGV[k + 4], 'EX', facts_ttl)
+  end
 end
 while i <= #ARGV do
   local count = tonumber(ARGV[i])
@@ -108,42 +115,11 @@ return n
 _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
 _MAX_ARGS: Final = 1_000
-
-
-class _Dirty:
-    """A dirty prospect: its latest encoded state (and facts), next timer, the inputs that state
-    includes, and the scorecard counts added since its last checkpoint (they are written with
-    that state, so they belong to it: `put_back` keeps them with the acks)."""
-
-    __slots__ = ("acks", "counts", "due", "facts", "state", "stream_ms")
-
-    def __init__(self, fx: Effects) -> None:
-        self.state = fx.state
-        self.facts = fx.facts
-        self.due = fx.next_due
-        self.acks: list[Ack] = list(fx.acks)
-        self.counts = fx.counts
-        self.stream_ms = fx.stream_ms
-
-    def newer(self, fx: Effects) -> None:
-        """A later batch of the same prospect: its state wins, acks and counts add up."""
-        self.state, self.facts, self.due = fx.state, fx.facts, fx.next_due
-        self.acks += fx.acks
-        self._add(fx.counts, fx.stream_ms)
-
-    def older(self, old: "_Dirty") -> None:
-        """An unwritten earlier checkpoint of the prospect, put back under this newer one."""
-        self.acks = old.acks + self.acks
-        self._add(old.counts, old.stream_ms)
-
-    def _add(self, counts: Counts | None, stream_ms: int) -> None:
-        if counts is not None:
-            if self.counts is None:
-                self.counts = counts
-            else:
-                self.counts.add(counts)
-        if stream_ms > self.stream_ms:
-            self.stream_ms = stream_ms
+# Facts live this much longer than their state, so facts that did not change need their TTL
+# refreshed only when last handed over longer ago than half of it (`Effects.facts_at`), not at
+# every write of the state: an EXPIRE per state written cost the live flow ~1 % of its
+# throughput (benchmarks/bench_scorecard_live.py), for a TTL that is 200 days by default.
+_FACTS_MARGIN_S: Final = 2 * 86_400
 
 
 def _split(
@@ -165,9 +141,11 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         metrics: Metrics,
         stopping: Callable[[], bool],
         dedupe_s: int = DEFAULT_DEDUPE_S,
+        scorecard: bool = False,
     ) -> None:
         self._r: Any = client
         self._dedupe_s = dedupe_s  # how long the gateway's per-event markers live
+        self._scorecard = scorecard  # every chunk moves the counts' `as_of`, counts or not
         self._keys = keys
         self._interval = interval_s
         self._state_ttl = state_ttl_s
@@ -176,8 +154,8 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._stopping = stopping
         self._lock = threading.Lock()  # guards the dirty states
         self._checkpointing = threading.Lock()  # one checkpoint at a time, so newer states win
-        self._dirty: dict[str, _Dirty] = {}
-        self._writing: dict[str, _Dirty] = {}  # the checkpoint being written
+        self._dirty: dict[str, Dirty] = {}
+        self._writing: dict[str, Dirty] = {}  # the checkpoint being written
         self._addresses: dict[str, tuple[str | None, str | None]] = {}  # see `Effects.address`
         self._next_checkpoint = time.monotonic() + interval_s
         self._closed = threading.Event()
@@ -195,7 +173,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
             for prospect, fx in items:
                 older = dirty.get(prospect)
                 if older is None:
-                    dirty[prospect] = _Dirty(fx)
+                    dirty[prospect] = Dirty(fx)
                 else:
                     older.newer(fx)
                 if fx.address is not None:
@@ -227,20 +205,19 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         with self._checkpointing:
             self._checkpoint()
 
-    def unwritten(self, prospect: str) -> bytes | None:
-        """The prospect's newest state if no checkpoint has written it yet, else None.
-
-        A prospect that left the worker (idle) and comes back must resume from this, not from
-        an older state in Redis (see `connectors.checkpoint.StateStore`).
-        """
-        saved = self.saved(prospect)
-        return saved.state if saved is not None else None
-
     def saved(self, prospect: str) -> Saved | None:
-        """`unwritten`, with the prospect's facts (written together, so taken together)."""
+        """The prospect's newest state if no checkpoint has written it yet, else None: a
+        prospect that left the worker (idle) and comes back must resume from this, not from an
+        older state in Redis (`connectors.checkpoint.StateStore`). With its newest facts not
+        yet written (None: those in Redis are current; a batch that changes none leaves them
+        out)."""
         with self._lock:
-            found = self._dirty.get(prospect) or self._writing.get(prospect)
-        return Saved(found.state, found.facts) if found is not None else None
+            found, writing = self._dirty.get(prospect), self._writing.get(prospect)
+        if found is None:
+            return Saved(writing.state, writing.facts) if writing is not None else None
+        if found.facts is None and writing is not None:
+            return Saved(found.state, writing.facts)
+        return Saved(found.state, found.facts)
 
     def _checkpoint(self) -> None:
         with self._lock:
@@ -289,7 +266,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                     self._addresses[prospect] = (newer[0] or email, newer[1] or phone)
             raise
 
-    def _put_back(self, unwritten: dict[str, _Dirty]) -> None:
+    def _put_back(self, unwritten: dict[str, Dirty]) -> None:
         """Keep unwritten states for the next try; a newer state keeps the older one's acks."""
         with self._lock:
             for prospect, old in unwritten.items():
@@ -299,17 +276,24 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 else:
                     newer.older(old)
 
-    def _write_chunk(self, dirty: dict[str, _Dirty]) -> None:
+    def _write_chunk(self, dirty: dict[str, Dirty]) -> None:
         keys = [self._keys.state(p) for p in dirty]
-        with_facts = [p for p, d in dirty.items() if d.facts is not None]
-        keys += [self._keys.facts(p) for p in with_facts]
-        argv: list[bytes | int | str] = [self._state_ttl, len(dirty), len(with_facts)]
+        counts = [d.counts for d in dirty.values() if d.counts is not None]
+        scorecard = self._scorecard or bool(counts) or any(d.facts for d in dirty.values())
+        stale = time.monotonic() - _FACTS_MARGIN_S / 2
+        facts = [
+            (p, d.facts or b"")  # b"": unchanged, their TTL refreshed
+            for p, d in dirty.items()
+            if scorecard and (d.facts is not None or not d.facts_at or d.facts_at < stale)
+        ]
+        argv: list[bytes | int | str] = [self._state_ttl, len(dirty), len(facts)]
+        argv.append(self._state_ttl + _FACTS_MARGIN_S)
         argv += [d.state for d in dirty.values()]
-        argv += [dirty[p].facts or b"" for p in with_facts]
-        if with_facts:  # the scorecard is on: these prospects' counts, with their states
+        if scorecard:  # these prospects' facts and counts, with their states
+            keys += [self._keys.facts(p) for p, _ in facts]
             keys.append(self._keys.scorecard)
-            stream_ms = max(d.stream_ms for d in dirty.values())
-            argv += counts_args((d.counts for d in dirty.values()), stream_ms)
+            argv += [data for _, data in facts]
+            argv += counts_args(counts, max(d.stream_ms for d in dirty.values()))
         else:
             argv.append(-1)
         for command in self._after_states(dirty):
@@ -317,7 +301,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
             argv += command
         self._r.execute_command("EVAL", _CHECKPOINT, len(keys), *keys, *argv)
 
-    def _after_states(self, dirty: dict[str, _Dirty]) -> list[list[bytes | int | str]]:
+    def _after_states(self, dirty: dict[str, Dirty]) -> list[list[bytes | int | str]]:
         """Timer updates, then the acks of the inputs these states include."""
         due_by_shard: dict[int, list[int | str]] = defaultdict(list)
         none_by_shard: dict[int, list[str]] = defaultdict(list)
@@ -371,8 +355,10 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
         marker_ttl_s: int = 8 * 86_400,
         stopping: Callable[[], bool] = lambda: False,
         dedupe_s: int = DEFAULT_DEDUPE_S,
+        scorecard: bool = False,
     ) -> None:
         self._dedupe_s = dedupe_s
+        self._scorecard = scorecard
         self._make_client = make_client
         self._keys = keys
         self._metrics = metrics
@@ -392,6 +378,7 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
             self._metrics,
             self._stopping,
             self._dedupe_s,
+            self._scorecard,
         )
         self._partitions.append(part)
         return part
@@ -402,7 +389,7 @@ class CommitSink(DynamicSink[tuple[str, Effects]]):
         return saved.state if saved is not None else None
 
     def saved(self, prospect: str) -> Saved | None:
-        """`unwritten`, with the prospect's scorecard facts."""
+        """`unwritten`, with the prospect's facts not yet written (`_CommitPartition.saved`)."""
         for part in self._partitions:
             saved = part.saved(prospect)
             if saved is not None:

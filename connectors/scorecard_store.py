@@ -3,14 +3,18 @@
 What the live flow keeps (written by `connectors.redis_sink`'s checkpoint, one Lua call per
 chunk of prospects, with those prospects' states and the acknowledgements of their inputs):
 
-- `prefix:facts:{prospect}`: the prospect's `ProspectFacts` (MessagePack), with the state's TTL.
-  A key of its own rather than a part of the state's value: the state's bytes stay exactly
-  what they were (every reader of `prefix:state:*` keeps working), and a state written before
-  the scorecard existed simply has no facts key, which reads as empty facts.
+- `prefix:facts:{prospect}`: the prospect's `ProspectFacts` (MessagePack), written with the
+  state whenever a batch changed them, with the state's TTL plus two days (facts that did not
+  change are not written again, and their TTL is refreshed about once a day, so they never
+  expire before the state). A key of its own rather than a part of the state's value: the
+  state's bytes stay exactly what they were (every reader of `prefix:state:*` keeps working),
+  and a state written before the scorecard existed simply has no facts key, which reads as
+  empty facts.
 - `prefix:scorecard`: one hash of every count, a field per number (`touches:email`, `stopped`,
-  `campaign:{name}:sent`, `daily:2026-11-30:replies:sms`, ...), and `as_of`, the latest stream
-  time (ms) a checkpoint reached. Each chunk adds the count deltas of exactly its prospects
-  with HINCRBY, so any number of workers and processes add into the same hash without
+  `campaigns:{name}:sent`, `daily:2026-11-30:replies:sms`, ...: the tally's own field names,
+  `operators.scorecard_facts.Fields`), and `as_of`, the latest stream time (ms) a checkpoint
+  reached. Each chunk adds the counts of exactly its prospects with HINCRBY (zeros left out),
+  so any number of workers and processes add into the same hash without
   coordination, a kill between chunks leaves each count matching the states written, and a
   reader needs one HGETALL, whatever the number of prospects (a few hundred fields, plus ten a
   day of the per-day series). Readable field names cost a few bytes per field, once.
@@ -20,7 +24,6 @@ rows of prospects.csv with SCAN, a batch at a time.
 """
 
 from collections.abc import Iterable, Iterator
-from datetime import date
 from typing import Any, Final
 
 import redis
@@ -30,98 +33,70 @@ from operators.events import CHANNELS
 from operators.policy import Policy
 from operators.scorecard_facts import (
     COUNT_LISTS,
-    N_CHANNELS,
+    DAILY,
+    ROWS,
     SCALARS,
     Counts,
+    Fields,
     ProspectFacts,
+    add_fields,
+    counts_from,
+    day_text,
     decode_facts,
 )
 from operators.scorecard_view import Scorecard, scorecard
 from operators.state import ProspectState, decode_state
-from operators.timeutil import DAY_MS, format_ts
+from operators.timeutil import format_ts
 
 AS_OF: Final = "as_of"
-_ROWS: Final[dict[str, tuple[str, ...]]] = {
-    "sequences": ("enrolled", "completed", "exited_by_reply"),
-    "campaigns": ("requested", "sent", "deferred", "blocked"),
-    "held_back": ("deferred", "blocked"),
-}
-_DAILY: Final = tuple(
-    f"{kind}:{channel}" for kind in ("touches", "replies") for channel in CHANNELS
-)
-_EPOCH_DAY: Final = date(1970, 1, 1)
 
 
 def count_fields(counts: Counts) -> list[bytes | str | int]:
     """The hash fields and increments of `counts`, flat (`field, n, field, n, ...`), zeros left
-    out: a checkpoint chunk's delta is mostly zeros."""
+    out (the inverse of `counts_from`: to write counts computed elsewhere, such as a file's)."""
     out: list[bytes | str | int] = []
     for name in COUNT_LISTS:
-        row = getattr(counts, name)
-        if any(row):
-            for i, n in enumerate(row):
-                if n:
-                    out += (f"{name}:{CHANNELS[i]}", n)
+        for i, n in enumerate(getattr(counts, name)):
+            if n:
+                out += (f"{name}:{CHANNELS[i]}", n)
     for name in SCALARS:
         n = getattr(counts, name)
         if n:
             out += (name, n)
-    for table, columns in _ROWS.items():
+    for table, columns in ROWS.items():
         for key, row in getattr(counts, table).items():
             for column, n in zip(columns, row, strict=True):
                 if n:
                     out += (f"{table}:{key}:{column}", n)
     for day, row in counts.daily.items():
-        if any(row):
-            text = format_ts(day * DAY_MS)[:10]
-            for column, n in zip(_DAILY, row, strict=True):
-                if n:
-                    out += (f"daily:{text}:{column}", n)
+        text = day_text(day)
+        for column, n in zip(DAILY, row, strict=True):
+            if n:
+                out += (f"daily:{text}:{column}", n)
     return out
 
 
-def counts_args(deltas: Iterable[Counts | None], stream_ms: int) -> list[bytes | str | int]:
+def counts_args(deltas: Iterable[Fields], stream_ms: int) -> list[bytes | str | int]:
     """A checkpoint chunk's counts as the commit sink's script takes them: how many fields, the
-    stream time the chunk reached, then each field and its increment (the sum of the deltas of
-    the chunk's prospects, and of nobody else's)."""
-    total = Counts()
+    stream time the chunk reached, then each field and its increment (the sum of the counts of
+    the chunk's prospects, and of nobody else's; zeros left out). The fields are the tally's
+    own names (`operators.scorecard_facts.Fields`): nothing to translate."""
+    total: Fields = {}
     for delta in deltas:
-        if delta is not None:
-            total.add(delta)
-    fields = count_fields(total)
-    return [len(fields) // 2, stream_ms, *fields]
+        add_fields(total, delta)
+    out: list[bytes | str | int] = [0, stream_ms]
+    for name, n in total.items():
+        if n:
+            out += (name, n)
+    out[0] = len(out) // 2 - 1
+    return out
 
 
 def counts_of(fields: dict[bytes, bytes]) -> tuple[Counts, int]:
     """The counts and `as_of` (ms, 0 if never written) of the hash's fields; unknown fields
     (a newer version's) are left out."""
-    counts = Counts()
-    as_of = 0
-    channel = {c: i for i, c in enumerate(CHANNELS)}
-    for raw, value in fields.items():
-        name, n = raw.decode(), int(value)
-        kind, _, rest = name.partition(":")
-        if not rest:
-            if name == AS_OF:
-                as_of = n
-            elif name in SCALARS:
-                setattr(counts, name, n)
-        elif kind in COUNT_LISTS and rest in channel:
-            getattr(counts, kind)[channel[rest]] += n
-        elif kind in _ROWS:
-            key, _, column = rest.rpartition(":")
-            columns = _ROWS[kind]
-            if column in columns:
-                rows = getattr(counts, kind)
-                row = rows.setdefault(key, [0] * len(columns))
-                row[columns.index(column)] += n
-        elif kind == "daily":
-            day, _, column = rest.partition(":")
-            if column in _DAILY:
-                index = (date.fromisoformat(day) - _EPOCH_DAY).days
-                row = counts.daily.setdefault(index, [0] * (2 * N_CHANNELS))
-                row[_DAILY.index(column)] += n
-    return counts, as_of
+    named = {raw.decode(): int(value) for raw, value in fields.items()}
+    return counts_from(named.items()), named.get(AS_OF, 0)
 
 
 def read_counts(client: Any, keys: Keys) -> tuple[Counts, int] | None:

@@ -82,6 +82,7 @@ def live_flow(policy: Policy, url: str, metrics: Metrics, *, alone: bool = True)
         marker_ttl_s=streams.command_marker_ttl_hours * 3_600,
         stopping=stopping,
         dedupe_s=policy.gateway.dedupe_hours * 3_600,  # the gateway's markers, on redrive
+        scorecard=streams.scorecard,
     )
     store = StateStore(make(), keys, metrics, stopping, saved=commit.saved, facts=streams.scorecard)
     residency = Residency(streams.idle_evict_seconds * 1000)

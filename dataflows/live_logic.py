@@ -8,6 +8,7 @@ wake through the shard's timer set in Redis, not Bytewax's `notify_at` (`operato
 """
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, NamedTuple, Protocol
@@ -20,7 +21,7 @@ from operators.events import Event, Profile
 from operators.isolation import apply_isolated, fire_due_isolated
 from operators.records import DeadLetter
 from operators.scorecard import Tally
-from operators.scorecard_facts import Counts, ProspectFacts, encode_facts
+from operators.scorecard_facts import ProspectFacts, encode_facts
 from operators.scorecard_feed import apply_scored, fire_due_scored
 from operators.state import ProspectState, encode_state
 
@@ -86,7 +87,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
     same point of the stream as an uninterrupted one (see `connectors.redis_source`).
     """
 
-    __slots__ = ("engine", "facts", "held", "loader", "prospect", "state", "tally")
+    __slots__ = ("engine", "facts", "facts_at", "held", "loader", "prospect", "state", "tally")
 
     def __init__(self, engine: Engine, loader: StateLoader, tally: Tally | None = None) -> None:
         self.engine = engine
@@ -94,6 +95,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         self.tally = tally  # None: `streams.scorecard` is off, no counting
         self.state: ProspectState | None = None
         self.facts: ProspectFacts | None = None
+        self.facts_at = 0.0  # when the facts were last handed over (`Effects.facts_at`)
         self.held: list[LiveInput] = []
         self.prospect = ""
 
@@ -143,7 +145,10 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         state = self.loader.take(self.prospect) or ProspectState(prospect=self.prospect)
         self.state = state
         if self.tally is not None:
-            self.facts = self.loader.take_facts(self.prospect)
+            facts = self.facts = self.loader.take_facts(self.prospect)
+            # Empty facts: none in Redis whose TTL would need refreshing (0: not known when
+            # those there were written, so the next checkpoint refreshes them).
+            self.facts_at = time.monotonic() if facts == _EMPTY_FACTS else 0.0
         return state
 
     def _apply(self, state: ProspectState, values: list[LiveInput]) -> tuple[LiveOutput, ...]:
@@ -151,11 +156,16 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         with its entry, which the dead-letter sink acknowledges; not in the effects' acks).
 
         With the scorecard on, events and timers go through `operators.scorecard_feed`, the
-        replay's own path, counting into the tally's current `Counts`: the batch's delta, which
-        the effects carry to the checkpoint that writes this state (`_delta`)."""
+        replay's own path, counting into the tally's current fields: the batch's counts, which
+        the effects carry to the checkpoint that writes this state (`Tally.take`), with the
+        facts encoded only if the batch changed them (else the sink keeps the last ones): on
+        bench_live's mix, a third of the batches change facts and two in five count something,
+        and each that does not costs neither an encoding nor a write at the checkpoint
+        (benchmarks/bench_scorecard_live.py)."""
         engine = self.engine
-        facts = self.facts
-        counted = False  # might the batch have changed a count? (see `_delta`)
+        tally = self.tally
+        if tally is not None:
+            tally.changed = False
         out: list[Out] = []
         acks: list[Ack] = []
         dead: list[DeadLetter] = []
@@ -174,8 +184,6 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
                 seen = _entry_ms(ack[1])
                 stream_ms = max(stream_ms, seen)
                 first_seen = seen if first_seen is None else min(first_seen, seen)
-            if self.tally is not None and self.tally.counts_on(item):
-                counted = True
             if not self._event(state, item, out, dead):
                 failed.append((dead.pop(), ack))
                 continue
@@ -188,6 +196,10 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         if due is not None and due <= stream_ms:  # due already: no wake-up needed
             self._timers(state, stream_ms, out, dead)
         failed += ((letter, None) for letter in dead)  # dropped timers: nothing to acknowledge
+        facts = None
+        if tally is not None and tally.changed and self.facts is not None:
+            facts = encode_facts(self.facts)
+            self.facts_at = time.monotonic()
         effects = Effects(
             out,
             encode_state(state),
@@ -195,24 +207,12 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
             acks,
             first_seen,
             address,
-            encode_facts(facts) if facts is not None else None,
-            self._delta(counted or bool(out)),
+            facts,
+            tally.take() if tally is not None else None,
             stream_ms,
+            self.facts_at,
         )
         return (effects, *failed)
-
-    def _delta(self, counted: bool) -> Counts | None:
-        """The batch's counts, handed over with its effects, the tally given a fresh `Counts`.
-        Counts change only through an event the tally handles or an output (of an event or a
-        timer); a batch with neither left the tally's `Counts` at zero, which then serves the
-        next batch: most batches (page views, clicks, ...) cost no allocation, and the sink
-        no addition."""
-        tally = self.tally
-        if tally is None or not counted:
-            return None
-        delta = tally.counts
-        tally.into(Counts.zero())
-        return delta
 
     def _event(
         self, state: ProspectState, event: Event, out: list[Out], dead: list[DeadLetter]
@@ -228,6 +228,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
             return apply_scored(self.engine, self.tally, state, self.facts, event, out, dead)
         except Exception:
             log.exception("scorecard counting failed on an event of %s", state.prospect)
+            self.tally.changed = True  # it may have changed the facts half-way: keep them
             return True
 
     def _timers(
@@ -240,9 +241,11 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
             fire_due_scored(self.engine, self.tally, state, self.facts, until, out, dead)
         except Exception:  # as in `_event`: the timers fired, only their counting failed
             log.exception("scorecard counting failed on timers of %s", state.prospect)
+            self.tally.changed = True
 
 
 _NO_EFFECTS: Final[tuple[LiveOutput, ...]] = ()
+_EMPTY_FACTS: Final = ProspectFacts()
 
 
 def _entry_ms(entry_id: bytes) -> int:

@@ -1,12 +1,17 @@
-"""The scorecard's data (`operators.scorecard`): global counts and per-prospect facts.
+"""The scorecard's data (`operators.scorecard`): counts as named fields, and per-prospect facts.
 
-Both are msgspec Structs, so they checkpoint as MessagePack with the prospect's state (live) and
-sum across workers (`Counts.merge`, `Counts.add`). Per-prospect facts are positional on the wire
-(`array_like`) and leave unused fields empty: a prospect never touched is a few bytes; one with a
-few touches and callbacks about a hundred (benchmarks/bench_report.py measures it). Fields are
+Counting goes into `Fields`, a sparse map from field names (`touches:email`, `campaigns:c:sent`,
+`daily:2026-11-30:replies:sms`, ...) to integers: the live hash's own names, so a live batch's
+counts go to Redis as they are, and partial counts of any split (batches, workers) sum by name.
+`Counts` is the same numbers arranged for the view (`counts_from`). Per-prospect facts are
+msgspec Structs, MessagePack-encoded with the prospect's state (live), positional on the wire
+(`array_like`) with unused fields left empty: a prospect never touched is a few bytes; one with
+a few touches and callbacks about a hundred (benchmarks/bench_report.py measures it). Fields are
 only ever appended, so facts written by an older version still decode.
 """
 
+from collections.abc import Iterable
+from datetime import date
 from typing import Any, Final
 
 import msgspec
@@ -48,13 +53,9 @@ def zeros() -> list[int]:
     return [0] * N_CHANNELS
 
 
-def day_of(ms: int) -> int:
-    """The UTC day (days since the epoch) of an instant: `Counts.daily`'s key."""
-    return ms // DAY_MS
-
-
 class Counts(Struct, kw_only=True, gc=False):
-    """Every count of the scorecard; partial counts (workers, shards) merge by addition."""
+    """Every count of the scorecard, as the view reads them (`operators.scorecard_view`);
+    partial counts (workers, shards) merge by addition. Counting itself goes into `Fields`."""
 
     touches: list[int] = field(default_factory=zeros)
     delivered: list[int] = field(default_factory=zeros)
@@ -75,71 +76,8 @@ class Counts(Struct, kw_only=True, gc=False):
     sequences: dict[str, list[int]] = field(default_factory=dict)  # enrolled, completed, exited
     campaigns: dict[str, list[int]] = field(default_factory=dict)  # requested, sent, def., bl.
     held_back: dict[str, list[int]] = field(default_factory=dict)  # deferred, blocked
-    # Per UTC day (`day_of`): touches per channel, then replies per channel (2 x N_CHANNELS).
+    # Per UTC day (days since the epoch): touches, then replies per channel (2 x N_CHANNELS).
     daily: dict[int, list[int]] = field(default_factory=dict)
-
-    def add(self, other: "Counts") -> None:
-        """Add `other` into these counts, in place: the live flow sums a checkpoint chunk's
-        per-batch deltas with it, so it skips what is zero (most of a delta) cheaply, rather
-        than walking every field as `merge` does (benchmarks/bench_scorecard_live.py)."""
-        o = other
-        for mine, theirs in (
-            (self.touches, o.touches),
-            (self.delivered, o.delivered),
-            (self.opened, o.opened),
-            (self.answered, o.answered),
-            (self.replies, o.replies),
-            (self.opt_outs, o.opt_outs),
-            (self.conversions, o.conversions),
-        ):
-            if theirs != _ZEROS:
-                for i, n in enumerate(theirs):
-                    mine[i] += n
-        if (
-            o.stopped
-            or o.complaints
-            or o.prospects_touched
-            or o.prospects_replied
-            or o.touches_to_reply
-            or o.multi_touched
-            or o.multi_replied
-            or o.single_touched
-            or o.single_replied
-        ):
-            for name in SCALARS:
-                n = getattr(o, name)
-                if n:
-                    setattr(self, name, getattr(self, name) + n)
-        if o.sequences:
-            for key, row in o.sequences.items():
-                _add_row(self.sequences, key, row)
-        if o.campaigns:
-            for key, row in o.campaigns.items():
-                _add_row(self.campaigns, key, row)
-        if o.held_back:
-            for key, row in o.held_back.items():
-                _add_row(self.held_back, key, row)
-        if o.daily:
-            for day, row in o.daily.items():
-                _add_row(self.daily, day, row)
-
-    @classmethod
-    def zero(cls) -> "Counts":
-        """Fresh zero counts, faster than `Counts()` (no default factories to call): live mode
-        makes one per counted batch."""
-        return cls(
-            touches=[0, 0, 0, 0, 0],
-            delivered=[0, 0, 0, 0, 0],
-            opened=[0, 0, 0, 0, 0],
-            answered=[0, 0, 0, 0, 0],
-            replies=[0, 0, 0, 0, 0],
-            opt_outs=[0, 0, 0, 0, 0],
-            conversions=[0, 0, 0, 0, 0],
-            sequences={},
-            campaigns={},
-            held_back={},
-            daily={},
-        )
 
     def merge(self, other: "Counts") -> "Counts":
         """The sum of two partial counts (neither is changed)."""
@@ -159,7 +97,6 @@ class Counts(Struct, kw_only=True, gc=False):
         return merged
 
 
-_ZEROS: Final = [0] * N_CHANNELS
 COUNT_LISTS: Final = (
     "touches",
     "delivered",
@@ -175,14 +112,123 @@ SCALARS: Final = tuple(
     if default == 0
 )
 
+# -- counting: the counts as named fields ---------------------------------------------------------
+#
+# The tally counts into `Fields`: a sparse map from the live hash's field names (the same names
+# `connectors.scorecard_store` writes with HINCRBY) to integers. The live flow hands each batch's
+# map to its checkpoint, so a batch costs what it counts (most count two or three fields), not a
+# walk over every count; a checkpoint chunk sums its prospects' maps and writes them as they are;
+# replay converts once, at the end (`counts_from`). Field names are made once and reused
+# (`FieldNames`), so counting is a dict update on a string whose hash Python caches.
 
-def _add_row(rows: dict[Any, list[int]], key: Any, row: list[int]) -> None:
-    mine = rows.get(key)
-    if mine is None:
-        rows[key] = list(row)
-    else:
-        for i, n in enumerate(row):
-            mine[i] += n
+Fields = dict[str, int]
+ROWS: Final[dict[str, tuple[str, ...]]] = {
+    "sequences": ("enrolled", "completed", "exited_by_reply"),
+    "campaigns": ("requested", "sent", "deferred", "blocked"),
+    "held_back": ("deferred", "blocked"),
+}
+DAILY: Final = tuple(f"{kind}:{channel}" for kind in ("touches", "replies") for channel in CHANNELS)
+
+
+def _per_channel(name: str) -> tuple[str, ...]:
+    return tuple(f"{name}:{channel}" for channel in CHANNELS)
+
+
+# Per channel index: the field of each per-channel count (`TOUCHED[ch]` is "touches:email"...).
+TOUCHED: Final = _per_channel("touches")
+DELIVERED_AT: Final = _per_channel("delivered")
+OPENED_AT: Final = _per_channel("opened")
+ANSWERED_AT: Final = _per_channel("answered")
+REPLIES_AT: Final = _per_channel("replies")
+OPT_OUTS_AT: Final = _per_channel("opt_outs")
+CONVERSIONS_AT: Final = _per_channel("conversions")
+
+
+def day_text(day: int) -> str:
+    """A UTC day (days since the epoch) as the field names write it: YYYY-MM-DD."""
+    return format_ts(day * DAY_MS)[:10]
+
+
+class FieldNames:
+    """The field names of named rows (a campaign's, a sequence's, a rule's) and of days, made
+    once per name: the tally asks for them at every count."""
+
+    __slots__ = ("_days", "campaigns", "held_back", "sequences")
+
+    def __init__(self) -> None:
+        self.campaigns: dict[str, tuple[str, ...]] = {}
+        self.sequences: dict[str, tuple[str, ...]] = {}
+        self.held_back: dict[str, tuple[str, ...]] = {}
+        self._days: dict[int, tuple[str, ...]] = {}
+
+    def campaign(self, name: str) -> tuple[str, ...]:
+        """requested, sent, deferred, blocked (`REQUESTED`...)."""
+        return self.campaigns.get(name) or self._row(self.campaigns, "campaigns", name)
+
+    def sequence(self, name: str) -> tuple[str, ...]:
+        """enrolled, completed, exited_by_reply (`ENROLLED`...)."""
+        return self.sequences.get(name) or self._row(self.sequences, "sequences", name)
+
+    def rule(self, name: str) -> tuple[str, ...]:
+        """deferred, blocked (`HELD_DEFERRED`, `HELD_BLOCKED`)."""
+        return self.held_back.get(name) or self._row(self.held_back, "held_back", name)
+
+    def day(self, ms: int) -> tuple[str, ...]:
+        """The day of `ms`: touches per channel index, then replies (`N_CHANNELS` + index)."""
+        day = ms // DAY_MS
+        names = self._days.get(day)
+        if names is None:
+            text = day_text(day)
+            names = self._days[day] = tuple(f"daily:{text}:{column}" for column in DAILY)
+        return names
+
+    @staticmethod
+    def _row(cache: dict[str, tuple[str, ...]], table: str, key: str) -> tuple[str, ...]:
+        names = cache[key] = tuple(f"{table}:{key}:{column}" for column in ROWS[table])
+        return names
+
+
+def add_fields(total: Fields, delta: Fields) -> None:
+    """Add `delta` into `total`, in place."""
+    get = total.get
+    for name, n in delta.items():
+        total[name] = get(name, 0) + n
+
+
+def counts_from(fields: Iterable[tuple[str, int]], sequences: Iterable[str] = ()) -> Counts:
+    """The `Counts` of named fields (zeros and names it does not know, such as a newer
+    version's or the hash's `as_of`, are left out); `sequences` get a row even if never
+    counted."""
+    counts = Counts()
+    channel = {c: i for i, c in enumerate(CHANNELS)}
+    for name in sequences:
+        counts.sequences[name] = [0, 0, 0]
+    for name, n in fields:
+        if not n:
+            continue
+        kind, _, rest = name.partition(":")
+        if not rest:
+            if name in SCALARS:
+                setattr(counts, name, getattr(counts, name) + n)
+        elif kind in COUNT_LISTS and rest in channel:
+            getattr(counts, kind)[channel[rest]] += n
+        elif kind in ROWS:
+            key, _, column = rest.rpartition(":")
+            columns = ROWS[kind]
+            if column in columns:
+                rows = getattr(counts, kind)
+                row = rows.setdefault(key, [0] * len(columns))
+                row[columns.index(column)] += n
+        elif kind == "daily":
+            day, _, column = rest.partition(":")
+            if column in DAILY:
+                index = (date.fromisoformat(day) - _EPOCH_DAY).days
+                row = counts.daily.setdefault(index, [0] * (2 * N_CHANNELS))
+                row[DAILY.index(column)] += n
+    return counts
+
+
+_EPOCH_DAY: Final = date(1970, 1, 1)
 
 
 class Touch(Struct, array_like=True, gc=False):
@@ -216,7 +262,7 @@ class ProspectFacts(Struct, array_like=True, gc=False):
     last_touch: int = 0
     sequences: list[str] | None = None  # active enrollments
     conversions: list[Conversion] | None = None  # recent conversions, for re-crediting
-    clock: int = 0  # latest time seen (ledger retention)
+    clock: int = 0  # latest touch or conversion learnt (ledger retention)
     decisions: list["Recent"] | None = None  # the last LAST_DECISIONS decision records
     contact: "Contact | None" = None  # profile fields the state does not keep, for inspect
 

@@ -40,7 +40,7 @@ def apply_scored(
         ts = engine.admit(state, event)
         if ts is None:
             return True  # a redelivery: no effect at all
-        if state.pending and state.pending[0][0] <= ts:
+        if state.pending and state.pending[0].due <= ts:  # as `Engine.apply` checks it
             engine.fire_due(state, ts, out)
         split = len(out)
         engine.handle(state, event, ts, out)

@@ -6,24 +6,33 @@ released by `touch_failed` or moved to its backup channel changes the channel's 
 prospect's first and last touch, its touches before the first reply (when it came before it),
 the credit of recent conversions (`credit`: the last touch strictly before, under 30 days), and
 the distinct-prospect counts, kept as the difference the prospect's `shape` makes, and the
-touches of the touch's UTC day (`Counts.daily`, for the page's plots).
+touches of the touch's UTC day (the `daily:` fields, for the page's plots).
+
+Each method says whether it changed the prospect's facts, where it may not have (`mark`), so the
+live flow re-encodes only facts that changed (`dataflows.live_logic`).
 """
+
+from collections import defaultdict
+from typing import Final
 
 from operators.scorecard_facts import (
     ANSWERED,
+    ANSWERED_AT,
     ATTRIBUTION_MS,
+    CONVERSIONS_AT,
     CONVERTED,
     DELIVERED,
-    N_CHANNELS,
+    DELIVERED_AT,
     NONE,
     OPENED,
+    OPENED_AT,
     RELEASED,
     REPLIED,
+    TOUCHED,
     Conversion,
-    Counts,
+    FieldNames,
     ProspectFacts,
     Touch,
-    day_of,
     touch_key,
     zeros,
 )
@@ -35,15 +44,17 @@ _Shape = tuple[int, int, int, int]
 
 def shape(f: ProspectFacts) -> _Shape:
     t = f.touches
-    channels = sum(1 for n in t if n) if t else 0
+    channels = len(t) - t.count(0) if t else 0
     return (1 if channels else 0, f.flags & REPLIED, channels, f.to_reply)
 
 
 class TouchBook:
-    """Touches, deliveries, opens, answers and conversions of each prospect, in `counts`."""
+    """Touches, deliveries, opens, answers and conversions of each prospect, counted into
+    `fields` (the tally's current ones: `Tally.take` swaps them)."""
 
-    def __init__(self, counts: Counts, *, ledger_days: int, ledger_max: int) -> None:
-        self.counts = counts
+    def __init__(self, names: FieldNames, *, ledger_days: int, ledger_max: int) -> None:
+        self.fields: defaultdict[str, int] = defaultdict(int)
+        self.names = names
         self._ledger_ms = ledger_days * DAY_MS
         self._ledger_max = ledger_max
 
@@ -64,19 +75,23 @@ class TouchBook:
             if ts > f.last_touch:
                 f.last_touch = ts
         touches[ch] += 1
-        self.counts.touches[ch] += 1
-        self.daily(ts)[ch] += 1
+        c = self.fields
+        c[TOUCHED[ch]] += 1
+        c[self.names.day(ts)[ch]] += 1
         if early:
             f.to_reply += 1
-        if f.ledger is None:
-            f.ledger = [touch]
+        ledger = f.ledger
+        if ledger is None:
+            ledger = f.ledger = [touch]
         else:
-            f.ledger.append(touch)
+            ledger.append(touch)
         if ts > f.clock:
             f.clock = ts
         if f.conversions:
             self.recredit(f)
-        self.prune(f)
+            self.prune(f)
+        elif ledger[0].ts <= f.clock - self._ledger_ms or len(ledger) > self._ledger_max:
+            self.prune(f)  # (checked here: a call per touch for nothing to prune cost more)
         if before is not None:
             self.reshaped(before, shape(f))
 
@@ -85,8 +100,9 @@ class TouchBook:
         t.marks |= RELEASED
         assert f.touches is not None  # the entry was counted
         f.touches[t.channel] -= 1
-        self.counts.touches[t.channel] -= 1
-        self.daily(t.ts)[t.channel] -= 1
+        c = self.fields
+        c[TOUCHED[t.channel]] -= 1
+        c[self.names.day(t.ts)[t.channel]] -= 1
         if f.flags & REPLIED and t.ts < f.first_reply_ts:
             f.to_reply -= 1
         if t.ts in (f.first_touch, f.last_touch):
@@ -103,43 +119,43 @@ class TouchBook:
         """The sender reported the command on another channel (its backup): it counts there,
         and so do its delivery, open and answer."""
         before = shape(f)
-        c = self.counts
+        c = self.fields
         old = t.channel
         if not t.marks & RELEASED:
             assert f.touches is not None
             f.touches[old] -= 1
             f.touches[ch] += 1
-            c.touches[old] -= 1
-            c.touches[ch] += 1
-            day = self.daily(t.ts)
-            day[old] -= 1
-            day[ch] += 1
-        for mark, counts in ((DELIVERED, c.delivered), (OPENED, c.opened), (ANSWERED, c.answered)):
+            c[TOUCHED[old]] -= 1
+            c[TOUCHED[ch]] += 1
+            day = self.names.day(t.ts)
+            c[day[old]] -= 1
+            c[day[ch]] += 1
+        for mark, names in _MARKS:
             if t.marks & mark:
-                counts[old] -= 1
-                counts[ch] += 1
+                c[names[old]] -= 1
+                c[names[ch]] += 1
         t.channel = ch
         if f.conversions:
             self.recredit(f)
         self.reshaped(before, shape(f))
 
-    def daily(self, ts: int) -> list[int]:
-        """The day's row of `Counts.daily` (touches per channel, then replies per channel)."""
-        day = day_of(ts)
-        row = self.counts.daily.get(day)
-        if row is None:
-            row = self.counts.daily[day] = [0] * (2 * N_CHANNELS)
-        return row
-
-    def mark(self, f: ProspectFacts, command: str, mark: int, counts: list[int]) -> None:
-        """A delivery, open or answer naming a command: counted once per command."""
+    def mark(
+        self, f: ProspectFacts, command: str | None, mark: int, names: tuple[str, ...]
+    ) -> bool:
+        """A delivery, open or answer naming a command: counted once per command (`names`:
+        the count's field per channel). False if it named nothing new (the facts unchanged)."""
+        if not command:
+            return False
         entry = find(f, touch_key(command))
-        if entry is not None and not entry.marks & mark:
-            entry.marks |= mark
-            counts[entry.channel] += 1
+        if entry is None or entry.marks & mark:
+            return False
+        entry.marks |= mark
+        self.fields[names[entry.channel]] += 1
+        return True
 
     def prune(self, f: ProspectFacts) -> None:
-        """Keep the ledger to `ledger_days` after the latest time and `ledger_max` entries."""
+        """Keep the ledger to `ledger_days` before the latest touch or conversion (`clock`) and
+        `ledger_max` entries."""
         ledger = f.ledger
         if not ledger:
             return
@@ -152,22 +168,24 @@ class TouchBook:
 
     def conversion(self, f: ProspectFacts, ts: int) -> None:
         f.flags |= CONVERTED
+        if ts > f.clock:
+            f.clock = ts
         ch = credit(f.ledger, ts)
         if ch != NONE:
-            self.counts.conversions[ch] += 1
+            self.fields[CONVERSIONS_AT[ch]] += 1
         f.conversions = [*(f.conversions or ()), Conversion(ts, ch)]
         self.prune(f)
 
     def recredit(self, f: ProspectFacts) -> None:
         """The ledger changed: credit each recent conversion to its last touch again."""
-        counts = self.counts.conversions
+        c = self.fields
         for conv in f.conversions or ():
             ch = credit(f.ledger, conv.ts)
             if ch != conv.channel:
                 if conv.channel != NONE:
-                    counts[conv.channel] -= 1
+                    c[CONVERSIONS_AT[conv.channel]] -= 1
                 if ch != NONE:
-                    counts[ch] += 1
+                    c[CONVERSIONS_AT[ch]] += 1
                 conv.channel = ch
 
     # -- distinct prospects -----------------------------------------------------------------------
@@ -175,18 +193,32 @@ class TouchBook:
     def reshaped(self, before: _Shape, after: _Shape) -> None:
         if before == after:
             return
-        c = self.counts
         t0, r0, k0, q0 = before
         t1, r1, k1, q1 = after
-        c.prospects_touched += t1 - t0
-        c.prospects_replied += (r1 > 0) - (r0 > 0)
-        c.touches_to_reply += (q1 if r1 else 0) - (q0 if r0 else 0)
-        m0, m1 = k0 >= 2, k1 >= 2
-        s0, s1 = k0 == 1, k1 == 1
-        c.multi_touched += m1 - m0
-        c.multi_replied += (m1 and r1 > 0) - (m0 and r0 > 0)
-        c.single_touched += s1 - s0
-        c.single_replied += (s1 and r1 > 0) - (s0 and r0 > 0)
+        c = self.fields  # only what changes is counted: a batch's fields stay sparse
+        if t1 != t0:
+            c["prospects_touched"] += t1 - t0
+        replied0, replied1 = r0 > 0, r1 > 0
+        if replied1 != replied0:
+            c["prospects_replied"] += replied1 - replied0
+        n = (q1 if r1 else 0) - (q0 if r0 else 0)
+        if n:
+            c["touches_to_reply"] += n
+        multi0, multi1 = k0 >= 2, k1 >= 2
+        if multi1 != multi0:
+            c["multi_touched"] += multi1 - multi0
+        n = (multi1 and replied1) - (multi0 and replied0)
+        if n:
+            c["multi_replied"] += n
+        single0, single1 = k0 == 1, k1 == 1
+        if single1 != single0:
+            c["single_touched"] += single1 - single0
+        n = (single1 and replied1) - (single0 and replied0)
+        if n:
+            c["single_replied"] += n
+
+
+_MARKS: Final = ((DELIVERED, DELIVERED_AT), (OPENED, OPENED_AT), (ANSWERED, ANSWERED_AT))
 
 
 def find(f: ProspectFacts, key: int) -> Touch | None:

@@ -1,12 +1,14 @@
 """The live flow's scorecard counting, in process: the same counts and facts as the replay's.
 
-`LiveProspectLogic` counts each batch into a fresh `Counts` (its delta, carried to the
-checkpoint with the state). Driven as Bytewax drives it, over generated streams, with a part of
-the history already checkpointed (its counts written, its facts loaded with the state), the
-deltas summed over every batch plus the checkpointed counts must equal the replay's counts, and
-each prospect's last facts the replay's facts. Entry times are the events' own (arrival-time
-traffic, where the contract says live equals replay), and a wake-up at the end fires the timers
-due by then, as `report --until` does.
+`LiveProspectLogic` counts each batch into fresh fields (its counts, carried to the checkpoint
+with the state), and encodes the facts only after a batch that changed them. Driven as Bytewax
+drives it, over generated streams, with a part of the history already checkpointed (its counts
+written, its facts loaded with the state), the fields summed over every batch plus the
+checkpointed counts must equal the replay's counts; after every batch, the facts last encoded
+must be the facts the logic holds (a change left unencoded would be lost at the next restart);
+and each prospect's last facts must be the replay's facts. Entry times are the events' own
+(arrival-time traffic, where the contract says live equals replay), and a wake-up at the end
+fires the timers due by then, as `report --until` does.
 """
 
 from typing import Any
@@ -21,7 +23,14 @@ from operators.events import Event
 from operators.policy import load_policy
 from operators.records import DeadLetter
 from operators.scorecard import Tally
-from operators.scorecard_facts import Counts, ProspectFacts, decode_facts, encode_facts
+from operators.scorecard_facts import (
+    Fields,
+    ProspectFacts,
+    add_fields,
+    counts_from,
+    decode_facts,
+    encode_facts,
+)
 from operators.scorecard_feed import apply_scored, fire_due_scored
 from operators.scorecard_view import scorecard
 from operators.state import ProspectState, encode_state
@@ -68,19 +77,27 @@ def test_live_deltas_sum_to_the_replays_counts(
         data.draw(st.frozensets(st.sampled_from(["p0", "p1", "p2"])), label="prefetched"),
         {p: encode_facts(f) for p, f in facts.items()},
     )
-    total = Counts()
-    total.add(before.counts)
+    total: Fields = dict(before.fields)
     last: dict[str, Effects] = {}
+    encoded = dict(loader.facts)  # per prospect, the facts a restart would load
     logics: dict[str, LiveProspectLogic] = {}
     tally = Tally(POLICY)
 
     def collect(prospect: str, effects: Any) -> None:
         for fx in effects:
             if isinstance(fx, Effects):
-                assert fx.facts is not None
                 if fx.counts is not None:  # None: the batch changed no count
-                    total.add(fx.counts)
+                    add_fields(total, fx.counts)
+                if fx.facts is not None:  # None: the batch changed no facts
+                    encoded[prospect] = fx.facts
                 last[prospect] = fx
+        held = logics[prospect].facts
+        if held is not None:
+            assert held == stored(prospect), "facts changed by a batch that did not hand them over"
+
+    def stored(prospect: str) -> ProspectFacts:
+        data = encoded.get(prospect)
+        return decode_facts(data) if data is not None else ProspectFacts()
 
     def logic(prospect: str) -> LiveProspectLogic:
         return logics.setdefault(prospect, LiveProspectLogic(ENGINE, loader, tally))
@@ -103,10 +120,9 @@ def test_live_deltas_sum_to_the_replays_counts(
         collect(prospect, one.on_notify()[0])
 
     seqs = POLICY.sequences
-    assert scorecard(total, seqs) == scorecard(whole.counts, seqs)
+    assert scorecard(counts_from(total.items()), seqs) == scorecard(whole.counts, seqs)
     for prospect, fx in last.items():
-        assert fx.facts is not None
-        assert decode_facts(fx.facts) == want_facts[prospect]
+        assert stored(prospect) == want_facts[prospect]
         assert fx.state == encode_state(want_states[prospect])
 
 
@@ -128,9 +144,39 @@ def test_with_the_scorecard_off_nothing_is_counted() -> None:
     (fx,) = counted.on_batch([(event, later)])[0]
     assert isinstance(fx, Effects)
     assert fx.counts is not None
-    assert fx.counts.campaigns == {"c": [1, 1, 0, 0]}  # requested, sent
-    assert fx.counts.touches == [1, 0, 0, 0, 0]
+    counts = counts_from(fx.counts.items())
+    assert counts.campaigns == {"c": [1, 1, 0, 0]}  # requested, sent
+    assert counts.touches == [1, 0, 0, 0, 0]
+    assert fx.facts is not None  # the request's decision and command changed them
     assert fx.stream_ms == 1772463900000
+
+
+def test_a_batch_that_changes_no_facts_hands_none_over() -> None:
+    """Page views and callbacks naming no known command change neither counts nor facts: the
+    sink keeps the facts it has (most live batches are such)."""
+    events = decoded(
+        [
+            {"id": "v", "type": "page_view", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}
+            | {"url": "https://x.example/"},
+            {"id": "o", "type": "opened", "prospect": "p", "ts": "2026-03-02T15:01:00Z"}
+            | {"channel": "email", "command": "unknown"},
+        ]
+    )
+    logic = LiveProspectLogic(ENGINE, DictLoader({}, frozenset({"p"})), Tally(POLICY))
+    (fx,) = logic.on_batch([(e, (0, b"1772463900000-%d" % k)) for k, e in enumerate(events)])[0]
+    assert isinstance(fx, Effects)
+    assert fx.facts is None
+    assert fx.counts is None
+    assert logic.facts == ProspectFacts()
+    assert fx.facts_at > 0, "no facts in Redis: none whose TTL the sink should refresh"
+    stored = encode_facts(ProspectFacts(flags=1))
+    logic = LiveProspectLogic(
+        ENGINE, DictLoader({}, frozenset({"p"}), {"p": stored}), Tally(POLICY)
+    )
+    (fx,) = logic.on_batch([(events[0], (0, b"1772463900000-0"))])[0]
+    assert isinstance(fx, Effects)
+    assert fx.facts is None
+    assert fx.facts_at == 0, "facts loaded, written who knows when: the sink refreshes them"
 
 
 class _BrokenTally(Tally):

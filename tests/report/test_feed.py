@@ -36,17 +36,17 @@ class Faulty(Engine):
         super().__init__(policy)
         page = self._handlers[ev.PageView]
 
-        def page_or_boom(s: Any, e: Any, ts: int, now: int, out: list[Any]) -> None:
+        def page_or_boom(parts: Any, s: Any, e: Any, ts: int, out: list[Any]) -> None:
             if e.id.endswith("!"):
                 msg = "page view bug"
                 raise RuntimeError(msg)
-            page(s, e, ts, now, out)
+            page(parts, s, e, ts, out)
 
         self._handlers[ev.PageView] = page_or_boom
         fire = self.sequencer.fire
 
         def fire_or_boom(s: Any, item: Any, now: int, out: list[Any]) -> None:
-            if item[2].endswith(":3"):
+            if item.reason.endswith(":3"):  # the third step
                 msg = "step bug"
                 raise RuntimeError(msg)
             fire(s, item, now, out)

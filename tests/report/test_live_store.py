@@ -1,8 +1,9 @@
 """The live scorecard in Redis: facts with the states, counts with the chunk that wrote them.
 
 A real Redis (the session's embedded server). The commit sink is given `Effects` as the live
-flow's logic makes them (a state, the facts, the batch's counts delta); what a checkpoint
-writes is read back through `connectors.scorecard_store`, as `report --redis` reads it.
+flow's logic makes them (a state, the facts if the batch changed them, the batch's counted
+fields); what a checkpoint writes is read back through `connectors.scorecard_store`, as
+`report --redis` reads it.
 """
 
 import time
@@ -19,13 +20,23 @@ from connectors.redis_client import client
 from connectors.redis_sink import CommitSink
 from connectors.scorecard_store import (
     count_fields,
+    counts_args,
     counts_of,
     prospects,
     read_counts,
     read_prospect,
     read_scorecard,
 )
-from operators.scorecard_facts import Counts, ProspectFacts, Recent, decode_facts, encode_facts
+from operators.scorecard_facts import (
+    Counts,
+    Fields,
+    ProspectFacts,
+    Recent,
+    add_fields,
+    counts_from,
+    decode_facts,
+    encode_facts,
+)
 from operators.state import ProspectState, encode_state
 from operators.timeutil import DAY_MS, parse_ts
 from tests.report.helpers import POLICY
@@ -35,7 +46,7 @@ KEYS = Keys(prefix="sc*[x]", shards=2)  # glob characters: SCAN must match them 
 T0 = parse_ts("2026-03-02T15:00:00Z")
 
 
-def delta(k: int) -> Counts:
+def delta(k: int) -> Fields:
     """A batch's counts, different for every `k` (so a count in the wrong place shows)."""
     c = Counts()
     c.touches[k % 5] += 1 + k % 3
@@ -46,20 +57,33 @@ def delta(k: int) -> Counts:
     c.daily[(T0 + k * DAY_MS) // DAY_MS] = [1, 0, 0, 0, 0, 0, 0, 0, 0, k % 2]
     if k % 7 == 0:
         c.touches[0] -= 1  # a release: deltas may be negative
-    return c
+    return fields_of(c)
 
 
-def effects(k: int, prospect: str, stream_ms: int) -> Effects:
+def fields_of(c: Counts) -> Fields:
+    flat = count_fields(c)
+    return {str(name): int(n) for name, n in zip(flat[::2], flat[1::2], strict=True)}
+
+
+def facts_of(k: int) -> ProspectFacts:
+    return ProspectFacts(touches=[k, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)])
+
+
+def effects(
+    k: int, prospect: str, stream_ms: int, *, facts: bool = True, facts_at: float = 0.0
+) -> Effects:
+    """Batch `k` of `prospect`; `facts=False`: a batch that left the facts as they were, last
+    handed over at `facts_at` (0: unknown)."""
     state = encode_state(ProspectState(prospect=prospect, seq=k))
-    facts = encode_facts(ProspectFacts(touches=[k, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)]))
-    return Effects([], state, None, [], None, None, facts, delta(k), stream_ms)
+    data = encode_facts(facts_of(k)) if facts else None
+    return Effects([], state, None, [], None, None, data, delta(k), stream_ms, facts_at)
 
 
-def total(deltas: list[Counts]) -> Counts:
-    out = Counts()
+def total(deltas: list[Fields]) -> Counts:
+    out: Fields = {}
     for d in deltas:
-        out.add(d)
-    return out
+        add_fields(out, d)
+    return counts_from(out.items())
 
 
 def test_fields_round_trip_through_the_hash() -> None:
@@ -98,7 +122,7 @@ def test_a_checkpoint_writes_facts_and_the_counts_of_its_states(
     assert state is not None
     assert state.seq == 1000
     assert facts == ProspectFacts(touches=[1000, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)])
-    assert 0 < redis_client.ttl(KEYS.facts("p3")) <= 200 * 86_400
+    assert 200 * 86_400 < redis_client.ttl(KEYS.facts("p3")) <= 202 * 86_400  # past the state's
     assert sorted(p for p, _f, _s in prospects(redis_client, KEYS, batch=7)) == sorted(names)
     card = read_scorecard(redis_client, KEYS, POLICY)
     assert card is not None
@@ -202,9 +226,69 @@ def test_counts_put_back_under_a_newer_state_are_kept(
     assert state.seq == 3
 
 
-def test_the_fast_zero_counts_are_the_default_counts() -> None:
-    assert Counts.zero() == Counts()
-    assert Counts.zero().touches is not Counts.zero().touches
+def test_a_chunks_counts_are_its_prospects_fields_summed_zeros_left_out() -> None:
+    deltas = [{"touches:email": 2, "stopped": 1}, {"touches:email": -2, "daily:2026-03-02:x": 1}]
+    assert counts_args(deltas, 77) == [2, 77, "stopped", 1, "daily:2026-03-02:x", 1]
+    assert deltas[0] == {"touches:email": 2, "stopped": 1}, "the prospects' own are kept"
+    assert counts_args([], 5) == [0, 5]
+
+
+def test_facts_a_batch_left_unchanged_stay_as_written_and_load_with_the_newer_state(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """A batch that changed no facts hands none over: the checkpoint writes the state alone, and
+    refreshes the facts' TTL only if they were handed over long ago (they live two days longer
+    than the state, so never expire before it), and a prospect that comes back loads the newer
+    state with the facts written earlier, whether they wait in Redis, in the sink, or in the
+    checkpoint being written."""
+    sink = CommitSink(
+        lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600, scorecard=True
+    )
+    part = sink.build("commit", 0, 1)
+    try:
+        part.write_batch([("a", effects(1, "a", T0)), ("b", effects(2, "b", T0))])
+        part.checkpoint()
+        redis_client.expire(KEYS.facts("a"), 100)
+        part.write_batch([("a", effects(8, "a", T0 + 1, facts=False, facts_at=time.monotonic()))])
+        part.checkpoint()
+        assert redis_client.ttl(KEYS.facts("a")) <= 100, "handed over just now: left alone"
+        part.write_batch([("a", effects(3, "a", T0 + 1, facts=False))])
+        saved = sink.saved("a")
+        assert saved is not None
+        assert saved.facts is None, "Redis holds the current facts"
+        part.checkpoint()
+        assert redis_client.ttl(KEYS.facts("a")) > 200 * 86_400, "refreshed past the state's"
+        raw: Any = redis_client.get(KEYS.facts("a"))
+        assert decode_facts(raw) == facts_of(1)
+        # b: new facts wait in the sink; a later batch changes none: the newer facts stay.
+        part.write_batch([("b", effects(4, "b", T0 + 2))])
+        part.write_batch([("b", effects(5, "b", T0 + 3, facts=False))])
+        with part._lock:
+            writing, part._dirty = part._dirty, {}
+            part._writing = writing  # a checkpoint is writing b's newer facts...
+        part.write_batch([("b", effects(6, "b", T0 + 4, facts=False))])  # ...b moves on
+        part.write_batch([("a", effects(7, "a", T0 + 5, facts=False))])  # a: facts in Redis
+        store = StateStore(redis_client, KEYS, Metrics(), saved=sink.saved, facts=True)
+        store.prefetch(["a"])
+        for name, seq, facts in (("a", 7, facts_of(1)), ("b", 6, facts_of(4))):
+            state = store.take(name)
+            assert state is not None
+            assert state.seq == seq
+            assert store.take_facts(name) == facts
+        with part._lock:
+            part._writing = {}
+        part._put_back(writing)  # that checkpoint failed: b's facts wait under its newer state
+        saved = sink.saved("b")
+        assert saved is not None
+        assert saved.state == encode_state(ProspectState(prospect="b", seq=6))
+        assert saved.facts == encode_facts(facts_of(4))
+        part.checkpoint()
+    finally:
+        part.close()
+    raw = redis_client.get(KEYS.facts("b"))
+    assert decode_facts(raw) == facts_of(4)
+    want = total([delta(k) for k in range(1, 9)])
+    assert read_counts(redis_client, KEYS) == (want, T0 + 5)
 
 
 class _Calls:
