@@ -35,8 +35,42 @@ class Incoming(NamedTuple):
     query: str  # the raw query string, as sent
 
     def url(self) -> str:
-        """The URL as this server saw it (scheme, Host header, path, query)."""
-        return str(URL(scope=self.scope))
+        """The URL as this server saw it (scheme, Host header, path, query): exactly Starlette's
+        `str(URL(scope=scope))`, which a Twilio signature is checked against, without building
+        a `URL` per request (2.8 µs of a Twilio callback's ~65). Starlette's own code still
+        decides the scheme and authority (`_origin`, once per Host header); path and query are
+        appended as it appends them."""
+        scope = self.scope
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+        origin = _origin(scope, host)
+        path = scope["path"]
+        if origin is None or not path.startswith("/"):  # not from an HTTP server: rare
+            return str(URL(scope=scope))
+        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        query = scope.get("query_string", b"").decode()
+        return f"{origin}{path}?{query}" if query else origin + path
+
+
+_ORIGINS: dict[tuple[str, str | None, tuple[str, int] | None], str | None] = {}
+_ORIGINS_MAX: Final = 256  # Host headers come from clients: the cache must stay bounded
+
+
+def _origin(scope: Scope, host: str | None) -> str | None:
+    """`scheme://authority` of Starlette's URL for this scope (None when it has no authority),
+    computed by Starlette for a path of "/" and kept per (scheme, Host header, server)."""
+    server = scope.get("server")
+    key = (scope.get("scheme", "http"), host, tuple(server) if server else None)
+    if key in _ORIGINS:
+        return _ORIGINS[key]
+    probe = {"type": "http", "scheme": key[0], "server": server, "path": "/", "headers": []}
+    if host is not None:
+        probe["headers"] = [(b"host", host.encode("latin-1"))]
+    url = str(URL(scope=probe))  # "scheme://authority/", or "/" without an authority
+    origin = url[:-1] if "://" in url else None
+    if len(_ORIGINS) >= _ORIGINS_MAX:
+        _ORIGINS.clear()
+    _ORIGINS[key] = origin
+    return origin
 
 
 class ClientGoneError(Exception):
