@@ -16,6 +16,7 @@ from operators.scorecard_facts import (
     BLOCKED,
     COMPLETED,
     CONVERTED,
+    COUNT_LISTS,
     DEFERRED,
     ENROLLED,
     EXITED_BY_REPLY,
@@ -30,15 +31,7 @@ from operators.scorecard_facts import (
 from operators.state import ProspectState
 from operators.timeutil import DAY_MS, format_ts
 
-COUNT_KEYS: Final = (
-    "touches",
-    "delivered",
-    "opened",
-    "answered",
-    "replies",
-    "opt_outs",
-    "conversions",
-)
+COUNT_KEYS: Final = COUNT_LISTS  # the per-channel counts, in table order
 CHANNEL_KEYS: Final = (
     *COUNT_KEYS,
     "delivery_rate",

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,51 @@ def kill9(proc: subprocess.Popen[bytes]) -> None:
 def stop(proc: subprocess.Popen[bytes]) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=60)
+
+
+def publish_through_kills(
+    url: str,
+    keys: Keys,
+    config: Path,
+    events: list[dict[str, Any]],
+    *,
+    min_kills: int,
+    batch: int,
+    uptime_s: tuple[float, float],
+    log: Path,
+    rng: random.Random,
+) -> int:
+    """Publish `events` in batches of `batch` (0.1 s apart) while `touchflow run` is started
+    and SIGKILLed at random moments (up `uptime_s` seconds each time), at least `min_kills`
+    times and until everything is published; then run it once more until the streams are
+    drained and stop it cleanly. Returns how many times it was killed."""
+    done = threading.Event()
+
+    def producer() -> None:
+        client = redis.Redis.from_url(url)
+        for i in range(0, len(events), batch):
+            publish(client, keys, events[i : i + batch])
+            time.sleep(0.1)
+        client.close()
+        done.set()
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    kills = 0
+    while kills < min_kills or not done.is_set():
+        proc = start_run(url, config, log=log)
+        time.sleep(rng.uniform(*uptime_s))
+        kill9(proc)
+        kills += 1
+    thread.join()
+    proc = start_run(url, config, log=log)
+    r = redis.Redis.from_url(url)
+    try:
+        wait_drained(r, keys, timeout=120)
+    finally:
+        r.close()
+        assert stop(proc) == 0
+    return kills
 
 
 def publish(r: redis.Redis, keys: Keys, events: list[dict[str, Any]]) -> None:

@@ -7,7 +7,6 @@ must equal that of applying each event exactly once.
 """
 
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,32 +71,17 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(
 ) -> None:
     config = h.write_config(tmp_path)
     events = h.make_events(prospects=60, per_prospect=40, seed=2)
-    rng = random.Random(2)
-    done = threading.Event()
-
-    def producer() -> None:
-        client = redis.Redis.from_url(server.url)
-        for i in range(0, len(events), 20):
-            h.publish(client, KEYS, events[i : i + 20])
-            time.sleep(0.1)
-        client.close()
-        done.set()
-
-    thread = threading.Thread(target=producer)
-    thread.start()
-    kills = 0
-    log = tmp_path / "run.log"
-    while kills < 10 or not done.is_set():
-        proc = h.start_run(server.url, config, log=log)
-        time.sleep(rng.uniform(1.0, 3.0))
-        h.kill9(proc)
-        kills += 1
-    thread.join()
-    proc = h.start_run(server.url, config, log=log)
-    try:
-        h.wait_drained(r, KEYS, timeout=120)
-    finally:
-        assert h.stop(proc) == 0
+    kills = h.publish_through_kills(
+        server.url,
+        KEYS,
+        config,
+        events,
+        min_kills=10,
+        batch=20,
+        uptime_s=(1.0, 3.0),
+        log=tmp_path / "run.log",
+        rng=random.Random(2),
+    )
     assert kills >= 10
     _assert_effectively_once(r, events, config, tmp_path)
 

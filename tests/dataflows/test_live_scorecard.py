@@ -16,8 +16,6 @@ import json
 import random
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,32 +153,17 @@ def test_report_redis_after_kills_equals_the_report_of_the_same_events(
     config = h.write_config(tmp_path)
     events = traffic(prospects=40, per_prospect=25, seed=11, config=config)
     r = redis.Redis.from_url(server.url)
-    rng = random.Random(11)
-    done = threading.Event()
-
-    def producer() -> None:
-        client = redis.Redis.from_url(server.url)
-        for i in range(0, len(events), 25):
-            h.publish(client, KEYS, events[i : i + 25])
-            time.sleep(0.1)
-        client.close()
-        done.set()
-
-    thread = threading.Thread(target=producer)
-    thread.start()
-    kills = 0
-    log = tmp_path / "run.log"
-    while kills < 6 or not done.is_set():
-        proc = h.start_run(server.url, config, log=log)
-        time.sleep(rng.uniform(0.8, 2.5))
-        h.kill9(proc)
-        kills += 1
-    thread.join()
-    proc = h.start_run(server.url, config, log=log)
-    try:
-        h.wait_drained(r, KEYS, timeout=120)
-    finally:
-        assert h.stop(proc) == 0
+    kills = h.publish_through_kills(
+        server.url,
+        KEYS,
+        config,
+        events,
+        min_kills=6,
+        batch=25,
+        uptime_s=(0.8, 2.5),
+        log=tmp_path / "run.log",
+        rng=random.Random(11),
+    )
     assert kills >= 6
     assert_reports_agree(r, server.url, events, config, tmp_path)
     r.close()
