@@ -71,7 +71,8 @@ class Dirty:
     def newer(self, fx: Effects) -> None:
         """A later batch of the same prospect: its state (and facts, if it changed them) win,
         acks and counts add up."""
-        self.state, self.due, self.facts_at = fx.state, fx.next_due, fx.facts_at
+        self.state, self.due = fx.state, fx.next_due
+        self.facts_at = min(self.facts_at, fx.facts_at)  # a refresh asked for stays asked for
         if fx.facts is not None:
             self.facts = fx.facts
         self.acks += fx.acks
@@ -80,6 +81,7 @@ class Dirty:
     def older(self, old: "Dirty") -> None:
         """An unwritten earlier checkpoint of the prospect, put back under this newer one."""
         self.acks = old.acks + self.acks
+        self.facts_at = min(self.facts_at, old.facts_at)
         if self.facts is None:
             self.facts = old.facts
         self._add(old.counts, old.stream_ms)

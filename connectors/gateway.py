@@ -319,7 +319,8 @@ class Gateway:
         """The URL the provider called: `public_url` (a proxy's outside) + path + query."""
         if not self._public_base:
             return request.url()
-        query = request.query
+        # Decoded as Starlette decodes it for `url()` (UTF-8): Twilio signs the text of the URL.
+        query = request.scope.get("query_string", b"").decode("utf-8", "replace")
         return self._public_base + request.path + (f"?{query}" if query else "")
 
     # -- operations ---------------------------------------------------------------------------

@@ -56,6 +56,11 @@ class Keys(Struct, frozen=True):
         """The live scorecard's counts: one hash, every worker adds its deltas to it."""
         return f"{self.prefix}:scorecard"
 
+    def counted(self, chunk: str) -> str:
+        """Marks a checkpoint chunk's counts as added, so a call re-sent after a lost reply
+        does not add them again (`connectors.redis_sink`)."""
+        return f"{self.prefix}:counted:{chunk}"
+
     def sent_marker(self, command_id: str) -> str:
         return f"{self.prefix}:sent:{command_id}"
 

@@ -61,8 +61,14 @@ class NewEntries:
 
     @property
     def waits(self) -> bool:
-        """Reads wait in Redis now (the flow is alone and quiet): poll again at once."""
-        return self._block_ms > 0 and self._quiet_reads >= QUIET_READS
+        """Reads wait in Redis now (the flow is alone and quiet): poll again at once. Never
+        while a shard of this worker still reads its backlog (it is not live yet): its batches
+        come one per round, and a round must not wait."""
+        return (
+            self._block_ms > 0
+            and self._quiet_reads >= QUIET_READS
+            and len(self._live) == self._partitions
+        )
 
     def join(self, shard: int) -> None:
         """The shard's backlog is done: its new entries come from here."""

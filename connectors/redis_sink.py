@@ -30,6 +30,7 @@ commands call may write its decision records twice (they are at least once), nev
 """
 
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -67,7 +68,8 @@ for i = 3 + n, #ARGV do
 end
 return n
 """
-# KEYS: the state keys, the facts keys, then the scorecard hash (with the scorecard on).
+# KEYS: the state keys, the facts keys, then the scorecard hash, the chunk's counted marker and
+# the previous chunk's (acknowledged by then: deleted) (with the scorecard on).
 # ARGV: the states' TTL, the number of states n and of facts m, the facts' TTL, the states, the
 # facts (empty: unchanged, only their TTL is refreshed); then the number of count fields (-1: no
 # scorecard), the chunk's stream time and the fields and increments;
@@ -75,21 +77,30 @@ return n
 # timers, then XACK). The counts go first: Redis does not undo a script that fails half-way,
 # and a hash that refuses them (a wrong type) must stop the call before any state is written,
 # or those states would be written without their counts, which their redelivered inputs,
-# known to the states by then, would never add again. `as_of` only moves forward: workers
-# checkpoint at their own pace.
+# known to the states by then, would never add again. Adding is not idempotent as the rest is:
+# a call re-sent after a lost reply (redis-py's retry, `retrying`) carries the same chunk id, and
+# the counts are added only if that chunk's marker was not set yet. `as_of` only moves forward:
+# workers checkpoint at their own pace.
 _CHECKPOINT: Final = """
 local ttl, n, m, facts_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local i = n + m + 5
 local fields = tonumber(ARGV[i])
 if fields >= 0 then
   local hash = KEYS[n + m + 1]
-  local at = tonumber(redis.call('HGET', hash, 'as_of') or '0')
-  if tonumber(ARGV[i + 1]) > at then
-    redis.call('HSET', hash, 'as_of', ARGV[i + 1])
+  local kind = redis.call('TYPE', hash)['ok']
+  if kind ~= 'hash' and kind ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. hash .. ' is not a hash')
   end
-  for j = 1, fields do
-    redis.call('HINCRBY', hash, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
+  if redis.call('SET', KEYS[n + m + 2], '1', 'NX', 'EX', 86400) then
+    local at = tonumber(redis.call('HGET', hash, 'as_of') or '0')
+    if tonumber(ARGV[i + 1]) > at then
+      redis.call('HSET', hash, 'as_of', ARGV[i + 1])
+    end
+    for j = 1, fields do
+      redis.call('HINCRBY', hash, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
+    end
   end
+  redis.call('DEL', KEYS[n + m + 3])
   i = i + 2 + 2 * fields
 else
   i = i + 1
@@ -156,6 +167,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._checkpointing = threading.Lock()  # one checkpoint at a time, so newer states win
         self._dirty: dict[str, Dirty] = {}
         self._writing: dict[str, Dirty] = {}  # the checkpoint being written
+        self._counted = keys.counted("-")  # the last chunk written's marker (see `_CHECKPOINT`)
         self._addresses: dict[str, tuple[str | None, str | None]] = {}  # see `Effects.address`
         self._next_checkpoint = time.monotonic() + interval_s
         self._closed = threading.Event()
@@ -238,8 +250,11 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                     raise
             for start in range(0, len(prospects), _CHUNK):
                 chunk = {p: dirty[p] for p in prospects[start : start + _CHUNK]}
+                chunk_id = secrets.token_hex(8)
+                write = partial(self._write_chunk, chunk, chunk_id)
                 try:
-                    retrying("checkpoint", partial(self._write_chunk, chunk), self._stopping)
+                    retrying("checkpoint", write, self._stopping)
+                    self._counted = self._keys.counted(chunk_id)
                 except Exception:
                     self._put_back({p: dirty[p] for p in prospects[start:]})
                     raise
@@ -276,7 +291,8 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 else:
                     newer.older(old)
 
-    def _write_chunk(self, dirty: dict[str, Dirty]) -> None:
+    def _write_chunk(self, dirty: dict[str, Dirty], chunk_id: str) -> None:
+        """One Lua call: the chunk's counts (once per `chunk_id`), states, facts, timers, acks."""
         keys = [self._keys.state(p) for p in dirty]
         counts = [d.counts for d in dirty.values() if d.counts is not None]
         scorecard = self._scorecard or bool(counts) or any(d.facts for d in dirty.values())
@@ -291,7 +307,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         argv += [d.state for d in dirty.values()]
         if scorecard:  # these prospects' facts and counts, with their states
             keys += [self._keys.facts(p) for p, _ in facts]
-            keys.append(self._keys.scorecard)
+            keys += (self._keys.scorecard, self._keys.counted(chunk_id), self._counted)
             argv += [data for _, data in facts]
             argv += counts_args(counts, max(d.stream_ms for d in dirty.values()))
         else:

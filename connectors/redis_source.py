@@ -150,9 +150,8 @@ class _ShardPartition(StatefulSourcePartition[Entry, None]):
         if self._quiet is False:  # input was read: poll again at once
             self._awake = None
             self._idle_ms = 0
-        elif self._new.waits:  # the next read waits in Redis: no grid needed
-            self._awake = None
-        elif self._awake is None:  # wake-ups and ticks alone do not count as input
+        elif self._awake is None and not self._new.waits:  # waiting in Redis needs no grid
+            # (wake-ups and ticks alone do not count as input; a suspect's poll is kept)
             self._idle_ms = min(_IDLE_POLL_MAX_MS, max(_IDLE_POLL_MS, self._idle_ms * 2))
             self._awake = _on_grid(self._idle_ms)
         return batch

@@ -212,6 +212,8 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
             stream_ms,
             self.facts_at,
         )
+        if not self.facts_at:  # handed over once as "refresh their TTL": that is now done
+            self.facts_at = time.monotonic()
         return (effects, *failed)
 
     def _event(

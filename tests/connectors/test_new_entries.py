@@ -112,3 +112,26 @@ def test_a_flow_with_several_workers_never_waits(
     finally:
         for part in parts:
             part.close()
+
+
+def test_no_wait_while_another_shard_still_reads_its_backlog(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """A shard working through its pending entries after a restart hands one batch per round:
+    the quiet shards beside it must not make each round wait in Redis."""
+    redis_client.xgroup_create(KEYS.events(1), KEYS.group, id="0", mkstream=True)
+    for k in range(1000):  # delivered to shard 1's consumer before the "restart", never acked
+        redis_client.xadd(KEYS.events(1), {"event": b"%d" % k})
+    redis_client.xreadgroup(KEYS.group, KEYS.consumer(1), {KEYS.events(1): ">"}, count=1000)
+    source = _source(redis_test_url, LONG_MS)
+    parts = [source.build_part("events", str(n), None) for n in range(KEYS.shards)]
+    started = time.monotonic()
+    got: list[bytes] = []
+    try:
+        while len(got) < 1000:
+            got += [raw for _shard, raw in _poll_round(parts)]
+            assert time.monotonic() - started < LONG_MS / 1000 / 2, "a round waited"
+    finally:
+        for part in parts:
+            part.close()
+    assert got == [b"%d" % k for k in range(1000)]

@@ -142,7 +142,7 @@ def test_a_kill_between_chunks_leaves_exactly_the_written_states_counts(
         part.write_batch([(p, effects(k, p, T0)) for k, p in enumerate(names)])
         dirty = dict(part._dirty)
         first = dict(list(dirty.items())[:200])
-        part._write_chunk(first)  # the process dies here, before the second chunk
+        part._write_chunk(first, "c1")  # the process dies here, before the second chunk
     finally:
         part._closed.set()
         part._r.close()
@@ -151,6 +151,33 @@ def test_a_kill_between_chunks_leaves_exactly_the_written_states_counts(
     written = [k for k, p in enumerate(names) if redis_client.exists(KEYS.state(p))]
     assert len(written) == 200
     assert found[0] == total([delta(k) for k in written])
+
+
+def test_a_chunk_sent_again_after_a_lost_reply_adds_its_counts_once(
+    redis_client: redis.Redis, redis_test_url: str
+) -> None:
+    """Redis ran the call, its reply was lost, the client sent it again (redis-py's retry, then
+    `retrying`, with the same chunk id): states, acks and timers are the same either way, the
+    counts are added once. The marker goes once the next chunk is written."""
+    sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
+    part = sink.build("commit", 0, 1)
+    names = [f"p{k}" for k in range(20)]
+    try:
+        part.write_batch([(p, effects(k, p, T0)) for k, p in enumerate(names)])
+        dirty = dict(part._dirty)
+        part._write_chunk(dirty, "c1")
+        part._write_chunk(dirty, "c1")  # the same call, re-sent
+        found = read_counts(redis_client, KEYS)
+        assert found is not None
+        assert found[0] == total([delta(k) for k in range(len(names))])
+        part._counted = KEYS.counted("c1")  # c1's reply arrived: the next call deletes it
+        part.write_batch([("q", effects(99, "q", T0 + 1))])
+        part._write_chunk(dict(part._dirty), "c2")
+        assert not redis_client.exists(KEYS.counted("c1"))
+        assert redis_client.exists(KEYS.counted("c2"))
+    finally:
+        part._closed.set()
+        part._r.close()
 
 
 def test_a_refused_checkpoint_keeps_the_counts_with_their_states(
