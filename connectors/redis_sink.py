@@ -41,6 +41,7 @@ from typing import Any, Final
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from connectors.commit_scripts import CHECKPOINT, WRITE_OUTPUTS
 from connectors.effects import Dirty, Effects, Saved
 from connectors.identity import DEFAULT_DEDUPE_S, index_profiles
 from connectors.keys import Keys, shard_of
@@ -51,77 +52,6 @@ from operators.records import ENCODER, Command
 
 log = logging.getLogger(__name__)
 
-# KEYS: the decision stream, then per command its marker and its channel's stream.
-# ARGV: the marker TTL, the number of commands, the commands, then the decisions.
-# The marker is set after its XADD: Redis does not undo a script that fails half-way, and a
-# marker left by a failed XADD would drop the command for good when its input comes back.
-_WRITE_OUTPUTS: Final = """
-local ttl, n = ARGV[1], tonumber(ARGV[2])
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[2 * i]) == 0 then
-    redis.call('XADD', KEYS[2 * i + 1], '*', 'command', ARGV[2 + i])
-    redis.call('SET', KEYS[2 * i], '1', 'EX', ttl)
-  end
-end
-for i = 3 + n, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'decision', ARGV[i])
-end
-return n
-"""
-# KEYS: the state keys, the facts keys, then the scorecard hash, the chunk's counted marker and
-# the previous chunk's (acknowledged by then: deleted) (with the scorecard on).
-# ARGV: the states' TTL, the number of states n and of facts m, the facts' TTL, the states, the
-# facts (empty: unchanged, only their TTL is refreshed); then the number of count fields (-1: no
-# scorecard), the chunk's stream time and the fields and increments;
-# then commands to run after, each as its argument count and its arguments (ZREM/ZADD of
-# timers, then XACK). The counts go first: Redis does not undo a script that fails half-way,
-# and a hash that refuses them (a wrong type) must stop the call before any state is written,
-# or those states would be written without their counts, which their redelivered inputs,
-# known to the states by then, would never add again. Adding is not idempotent as the rest is:
-# a call re-sent after a lost reply (redis-py's retry, `retrying`) carries the same chunk id, and
-# the counts are added only if that chunk's marker was not set yet. `as_of` only moves forward:
-# workers checkpoint at their own pace.
-_CHECKPOINT: Final = """
-local ttl, n, m, facts_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local i = n + m + 5
-local fields = tonumber(ARGV[i])
-if fields >= 0 then
-  local hash = KEYS[n + m + 1]
-  local kind = redis.call('TYPE', hash)['ok']
-  if kind ~= 'hash' and kind ~= 'none' then
-    return redis.error_reply('WRONGTYPE ' .. hash .. ' is not a hash')
-  end
-  if redis.call('SET', KEYS[n + m + 2], '1', 'NX', 'EX', 86400) then
-    local at = tonumber(redis.call('HGET', hash, 'as_of') or '0')
-    if tonumber(ARGV[i + 1]) > at then
-      redis.call('HSET', hash, 'as_of', ARGV[i + 1])
-    end
-    for j = 1, fields do
-      redis.call('HINCRBY', hash, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
-    end
-  end
-  redis.call('DEL', KEYS[n + m + 3])
-  i = i + 2 + 2 * fields
-else
-  i = i + 1
-end
-for k = 1, n do
-  redis.call('SET', KEYS[k], ARGV[k + 4], 'EX', ttl)
-end
-for k = n + 1, n + m do
-  if ARGV[k + 4] == '' then
-    redis.call('EXPIRE', KEYS[k], facts_ttl)
-  else
-    redis.call('SET', KEYS[k], ARGV[k + 4], 'EX', facts_ttl)
-  end
-end
-while i <= #ARGV do
-  local count = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + count))
-  i = i + count + 1
-end
-return n
-"""
 # Outputs or states per script call: bounds how long one call blocks Redis.
 _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
@@ -167,7 +97,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         self._checkpointing = threading.Lock()  # one checkpoint at a time, so newer states win
         self._dirty: dict[str, Dirty] = {}
         self._writing: dict[str, Dirty] = {}  # the checkpoint being written
-        self._counted = keys.counted("-")  # the last chunk written's marker (see `_CHECKPOINT`)
+        self._counted = keys.counted("-")  # the last chunk written's marker (see `CHECKPOINT`)
         self._addresses: dict[str, tuple[str | None, str | None]] = {}  # see `Effects.address`
         self._next_checkpoint = time.monotonic() + interval_s
         self._closed = threading.Event()
@@ -193,7 +123,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                     self._addresses[prospect] = (fx.address[0] or email, fx.address[1] or phone)
 
     def _outputs_pipeline(self, items: list[tuple[str, Effects]]) -> Any:
-        """One `_WRITE_OUTPUTS` call per `_CHUNK` records. EVAL rather than EVALSHA: Redis
+        """One `WRITE_OUTPUTS` call per `_CHUNK` records. EVAL rather than EVALSHA: Redis
         caches the compiled script either way, and EVAL needs no SCRIPT EXISTS round trip nor a
         reload after a Redis restart."""
         pipe = self._r.pipeline(transaction=False)
@@ -209,7 +139,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                 else:
                     decisions.append(ENCODER.encode(record))
             argv = [self._marker_ttl, len(commands), *commands, *decisions]
-            pipe.execute_command("EVAL", _WRITE_OUTPUTS, len(keys), *keys, *argv)
+            pipe.execute_command("EVAL", WRITE_OUTPUTS, len(keys), *keys, *argv)
         return pipe
 
     def checkpoint(self) -> None:
@@ -315,7 +245,7 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
         for command in self._after_states(dirty):
             argv.append(len(command))
             argv += command
-        self._r.execute_command("EVAL", _CHECKPOINT, len(keys), *keys, *argv)
+        self._r.execute_command("EVAL", CHECKPOINT, len(keys), *keys, *argv)
 
     def _after_states(self, dirty: dict[str, Dirty]) -> list[list[bytes | int | str]]:
         """Timer updates, then the acks of the inputs these states include."""
