@@ -55,7 +55,10 @@ _LOG_EVERY_S: Final = 60.0
 
 class Latest:
     """A provider whose answer is shared for `max_age_s`: a scrape and a page refresh arriving
-    together read Redis once, and a burst of reloads cannot turn into a burst of reads."""
+    together read Redis once, and a burst of reloads cannot turn into a burst of reads. A failed
+    read is shared the same way: while Redis stalls, requests queued behind the one read in
+    flight get its error instead of each waiting out a read of their own (on the thread pool
+    that `/healthz` needs too)."""
 
     def __init__(self, provider: ScorecardProvider, max_age_s: float = 1.0) -> None:
         self._provider = provider
@@ -63,13 +66,19 @@ class Latest:
         self._lock = threading.Lock()
         self._at = float("-inf")
         self._card: Card | None = None
+        self._failure: Exception | None = None
 
     def __call__(self) -> Card | None:
         with self._lock:  # callers wait for the one read in flight rather than start their own
             now = time.monotonic()
             if now - self._at >= self._max_age:
-                self._card = self._provider()  # a failure raises and is not kept
-                self._at = now
+                try:
+                    self._card, self._failure = self._provider(), None
+                except Exception as exc:
+                    self._card, self._failure = None, exc
+                self._at = time.monotonic()
+            if self._failure is not None:
+                raise self._failure
             return self._card
 
 

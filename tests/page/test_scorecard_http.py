@@ -220,3 +220,20 @@ def test_latest_reads_once_per_max_age() -> None:
     assert [shared(), shared()] == [{"n": 1}, {"n": 1}]
     fresh = Latest(provider, max_age_s=0)
     assert [fresh(), fresh()] == [{"n": 2}, {"n": 3}]
+
+
+def test_latest_shares_a_failed_read_too() -> None:
+    """Requests queued behind a read that failed get its error, not a read each (a stalled
+    Redis would hold every one of them for a socket timeout)."""
+    calls: list[int] = []
+
+    def provider() -> Card | None:
+        calls.append(1)
+        msg = "Redis stalled"
+        raise ConnectionError(msg)
+
+    shared = Latest(provider, max_age_s=3600)
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            shared()
+    assert len(calls) == 1
