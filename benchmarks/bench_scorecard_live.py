@@ -40,16 +40,12 @@ at `--py-spy-rate` Hz; a profiled run's rates are not representative).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +53,7 @@ import _common
 import redis
 from live_harness import DEFAULT_CONFIG
 from live_harness.phases import PIPELINE
-from live_harness.process import Flow, cpu_ticks, pid_cpu_s
+from live_harness.process import Flow, cpu_ticks, pid_cpu_s, py_spy
 from live_harness.publish import Streams, encode, make_mix, now_ms
 
 from connectors.keys import Keys
@@ -124,27 +120,6 @@ def drain_round(
         "cpu_us_per_event": 1e6 * cpu_s / len(mix),
         "redis_cpu_us_per_event": 1e6 * redis_s / len(mix),
     }
-
-
-@contextlib.contextmanager
-def py_spy(out: Path | None, pid: int, rate: int) -> Iterator[None]:
-    """Record `pid` with py-spy (raw collapsed stacks, idle threads left out) meanwhile."""
-    if out is None:
-        yield
-        return
-    exe = Path(sys.executable).parent / "py-spy"
-    command = [str(exe), "record", "--pid", str(pid), "--nonblocking"]
-    command += ["-r", str(rate), "-f", "raw", "-o", str(out)]
-    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield
-    finally:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        try:
-            spy.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

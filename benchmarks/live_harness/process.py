@@ -163,14 +163,15 @@ def cpu_ticks() -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def py_spy(out: Path | None, pid: int) -> Iterator[None]:
-    """Record the flow with py-spy (raw collapsed stacks) for the duration of the block."""
+def py_spy(out: Path | None, pid: int, rate: int = 100) -> Iterator[None]:
+    """Record the flow (its process group's processes too) with py-spy, raw collapsed stacks at
+    `rate` samples a second, for the duration of the block."""
     if out is None:
         yield
         return
     exe = Path(sys.executable).parent / "py-spy"
     command = [str(exe), "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
-    command += ["-r", "100", "-f", "raw", "-o", str(out)]
+    command += ["-r", str(rate), "-f", "raw", "-o", str(out)]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         yield
