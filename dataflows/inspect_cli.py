@@ -27,7 +27,7 @@ from rich.table import Table
 from connectors.keys import Keys
 from connectors.redis_client import RedisUnavailableError, connect, redacted
 from connectors.scorecard_store import read_prospect
-from dataflows.report import check_readable, console, guarded, num
+from dataflows.report import check_readable, console, guarded, num, one_source
 from dataflows.report_replay import new_lane, run
 from operators.errors import TouchflowError
 from operators.inspect_view import inspect
@@ -96,15 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Run `touchflow inspect` for parsed arguments; errors raise (see `report.guarded`)."""
-    if args.redis is not None and args.events is not None:
-        msg = "inspect takes --events EVENTS.jsonl or --redis URL, not both"
-        raise ValueError(msg)
-    if args.events is None and args.redis is None:
-        msg = "inspect needs --events EVENTS.jsonl (or --redis URL)"
-        raise ValueError(msg)
-    if args.redis is not None and args.until is not None:
-        msg = "--until applies to --events; --redis explains the checkpointed state"
-        raise ValueError(msg)
+    one_source(
+        args,
+        "inspect",
+        "--events EVENTS.jsonl",
+        "--until applies to --events; --redis explains the checkpointed state",
+    )
     policy = load_policy(args.config)
     if args.redis is not None:
         found = explain_live(args.redis, args.prospect, policy)

@@ -86,17 +86,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", type=Path, default=None, metavar="DIR", help="write CSV files")
 
 
-def command(args: argparse.Namespace) -> int:
-    """Run `touchflow report` for parsed arguments; errors raise (see `guarded`)."""
+def one_source(args: argparse.Namespace, command: str, events: str, until_note: str) -> None:
+    """A file of events (`events`: how the command names it) or `--redis`, exactly one; and no
+    `--until` with `--redis` (`until_note` says why). ValueError otherwise: a usage error."""
     if args.redis is not None and args.events is not None:
-        msg = "report takes EVENTS.jsonl or --redis URL, not both"
+        msg = f"{command} takes {events} or --redis URL, not both"
         raise ValueError(msg)
     if args.events is None and args.redis is None:
-        msg = "report needs EVENTS.jsonl (or --redis URL)"
+        msg = f"{command} needs {events} (or --redis URL)"
         raise ValueError(msg)
     if args.redis is not None and args.until is not None:
-        msg = "--until applies to a file of events; --redis reports as of the last checkpoint"
-        raise ValueError(msg)
+        raise ValueError(until_note)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run `touchflow report` for parsed arguments; errors raise (see `guarded`)."""
+    one_source(
+        args,
+        "report",
+        "EVENTS.jsonl",
+        "--until applies to a file of events; --redis reports as of the last checkpoint",
+    )
     policy = load_policy(args.config)
     if args.redis is not None:
         return live_report(args, policy)
