@@ -11,7 +11,7 @@ letter and the prospect's checkpoint are written by different sinks, so a redeli
 crash must fail again and write its dead letter again (at least once), never pass as a duplicate.
 """
 
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -40,20 +40,36 @@ def apply_isolated(
     except Exception:
         restore(state, before)
         del out[mark:]
-    # Again step by step, to tell a failing timer (dropped) from a failing event (rejected).
+    return apply_stepwise(engine, state, event, out, dead) is not None
+
+
+class Stepwise(NamedTuple):
+    """An event applied step by step: where its own outputs start in `out` (after those of the
+    timers it fired) and the time it was admitted at (None: a redelivery, no effect)."""
+
+    split: int
+    admitted: int | None
+
+
+def apply_stepwise(
+    engine: Engine, state: ProspectState, event: Event, out: list[Out], dead: list[DeadLetter]
+) -> Stepwise | None:
+    """After `engine.apply` raised and was undone: again step by step, to tell a failing timer
+    (dropped, `fire_due_isolated`) from a failing event (rejected: None, its outputs withdrawn,
+    the state as before it, the last of `dead` saying why)."""
     fire_due_isolated(engine, state, to_ms(event.ts), out, dead)
+    split = len(out)
     before = encode_state(state)
-    mark = len(out)
     try:
-        ts = engine.admit(state, event)
-        if ts is not None:
-            engine.handle(state, event, ts, out)
+        admitted = engine.admit(state, event)
+        if admitted is not None:
+            engine.handle(state, event, admitted, out)
     except Exception as exc:
         restore(state, before)
-        del out[mark:]
+        del out[split:]
         dead.append(rejected(event, exc))
-        return False
-    return True
+        return None
+    return Stepwise(split, admitted)
 
 
 def fire_due_isolated(

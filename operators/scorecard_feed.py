@@ -16,11 +16,10 @@ the event alone goes to the dead letters. A rejected event is not shown to the t
 from operators.emit import Out
 from operators.engine import Engine
 from operators.events import Event
-from operators.isolation import fire_due_isolated, rejected, restore
+from operators.isolation import apply_stepwise, fire_due_isolated, restore
 from operators.records import DeadLetter
 from operators.scorecard import ProspectFacts, Tally
 from operators.state import ProspectState, encode_state
-from operators.timeutil import to_ms
 
 
 def apply_scored(
@@ -50,24 +49,11 @@ def apply_scored(
     else:
         _feed(tally, facts, out, mark, split, event, ts)
         return True
-    # Again step by step, to tell a failing timer (dropped) from a failing event (rejected).
-    fire_due_isolated(engine, state, to_ms(event.ts), out, dead)
-    split = len(out)
-    before = encode_state(state)
-    try:
-        admitted = engine.admit(state, event)
-        if admitted is not None:
-            engine.handle(state, event, admitted, out)
-    except Exception as exc:
-        restore(state, before)
-        del out[split:]
+    step = apply_stepwise(engine, state, event, out, dead)
+    if step is None or step.admitted is None:  # rejected, or a redelivery: only its timers
         tally.outputs(facts, out[mark:])
-        dead.append(rejected(event, exc))
-        return False
-    if admitted is None:
-        tally.outputs(facts, out[mark:])
-    else:
-        _feed(tally, facts, out, mark, split, event, admitted)
+        return step is not None
+    _feed(tally, facts, out, mark, step.split, event, step.admitted)
     return True
 
 
