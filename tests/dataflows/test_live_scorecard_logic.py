@@ -177,6 +177,9 @@ def test_a_batch_that_changes_no_facts_hands_none_over() -> None:
     assert isinstance(fx, Effects)
     assert fx.facts is None
     assert fx.facts_at == 0, "facts loaded, written who knows when: the sink refreshes them"
+    (fx,) = logic.on_batch([(events[1], (0, b"1772463900000-1"))])[0]
+    assert isinstance(fx, Effects)
+    assert fx.facts_at > 0, "the refresh was asked for once: not again at every checkpoint"
 
 
 class _BrokenTally(Tally):

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from connectors.checkpoint import StateStore
-from connectors.effects import Effects
+from connectors.effects import Dirty, Effects
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.redis_client import client
@@ -383,3 +383,15 @@ def test_report_and_inspect_redis_errors_are_one_line(
     assert out.err.startswith("touchflow: reading the scorecard from Redis at redis://")
     assert "WRONGTYPE" in out.err
     assert len(out.err.splitlines()) == 1
+
+
+def test_a_facts_refresh_asked_for_survives_a_newer_batch_and_a_put_back() -> None:
+    """A batch handing facts over as "written who knows when" (0) asks the sink to refresh their
+    TTL; a newer batch of the same prospect before the checkpoint must not cancel that, nor an
+    unwritten checkpoint put back under a newer one."""
+    asked = Dirty(effects(1, "p", T0, facts=False, facts_at=0.0))
+    asked.newer(effects(2, "p", T0 + 1, facts=False, facts_at=1e9))
+    assert asked.facts_at == 0.0
+    newer = Dirty(effects(3, "p", T0 + 2, facts=False, facts_at=1e9))
+    newer.older(Dirty(effects(1, "p", T0, facts=False, facts_at=0.0)))
+    assert newer.facts_at == 0.0
