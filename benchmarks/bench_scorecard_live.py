@@ -124,7 +124,12 @@ def drain_round(
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="touchflow-bench-scorecard-"))
-    server = EmbeddedRedis(data_dir=workdir / "redis", appendonly=True, appendfsync="everysec")
+    server = EmbeddedRedis(
+        data_dir=workdir / "redis",
+        appendonly=True,
+        appendfsync="everysec",
+        extra_args=() if args.aof_rewrites else ("--auto-aof-rewrite-percentage", "0"),
+    )
     flows: dict[str, Flow] = {}
     rounds: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
     order = plan(args.rounds)
@@ -153,6 +158,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         steal1 = cpu_ticks()
         facts = sum(1 for _ in r.scan_iter(match="on:facts:*", count=1000))
         counted = r.hlen("on:scorecard")
+        forks = r.info("stats")["total_forks"]
         r.close()
     finally:
         for flow in flows.values():
@@ -184,6 +190,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "prospects_with_facts": facts,
         "scorecard_fields": counted,
+        "redis_forks": forks,
         "machine": {
             **_common.machine(),
             "load_avg_1m_at_start": load_at_start,
@@ -204,6 +211,11 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=60_000, help="entries per round")
     parser.add_argument("--warmup", type=int, default=20_000, help="entries, per side, first")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--aof-rewrites",
+        action="store_true",
+        help="let Redis rewrite its AOF as it grows (a fork landing in a random round)",
+    )
     parser.add_argument("--py-spy", type=Path, default=None, help="profile a flow to FILE")
     parser.add_argument("--py-spy-side", choices=SIDES, default="on")
     parser.add_argument("--py-spy-rate", type=int, default=100, help="samples per second")
