@@ -2,8 +2,10 @@
 
 Writing happens in the commit sink (`connectors.redis_sink`), together with the acknowledgements;
 this module is the read side, used the first time a worker sees a prospect. With the scorecard
-on, each state comes with the prospect's facts (`connectors.scorecard_store`), read in the same
-MGET: a state written before the scorecard existed has none, and its facts start empty.
+on, each state comes with the prospect's facts, in the same value (`connectors.state_value`). A
+state written by a version that kept facts in a key of their own (`Keys.facts`) has them there,
+read in a second MGET for those states alone; a state written before the scorecard existed has
+none, and its facts start empty.
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +18,7 @@ from connectors.effects import Saved
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.retry import retrying
+from connectors.state_value import split
 from operators.scorecard_facts import ProspectFacts, decode_facts
 from operators.state import ProspectState, decode_state
 
@@ -103,25 +106,17 @@ class StateStore:
         self._taken.add(prospect)
         self._metrics.in_memory.inc()
         newer = self._saved(prospect)
-        if newer is not None:  # its facts None: unchanged since those read with the state
-            data = (
-                newer
-                if newer.facts is not None or data is None
-                else newer._replace(facts=data.facts)
-            )
+        if newer is not None:
+            data = newer
         if data is None:
             return None
         try:
             state = decode_state(data.state)
+            if data.facts is not None:
+                self._taken_facts[prospect] = decode_facts(data.facts)
         except msgspec.DecodeError as exc:
             msg = f"checkpoint {self._keys.state(prospect)} is unreadable: {exc}"
             raise RuntimeError(msg) from exc
-        if data.facts is not None:
-            try:
-                self._taken_facts[prospect] = decode_facts(data.facts)
-            except msgspec.DecodeError as exc:
-                msg = f"checkpoint {self._keys.facts(prospect)} is unreadable: {exc}"
-                raise RuntimeError(msg) from exc
         return state
 
     def take_facts(self, prospect: str) -> ProspectFacts:
@@ -141,30 +136,44 @@ class StateStore:
         """States from Redis, except those the commit sink holds unwritten: asked *before* the
         read, since a checkpoint finishing between the read and `take` would otherwise leave
         the older state read here as the only one (a prospect that left the worker cannot get
-        a newer unwritten state meanwhile: nothing applies its events until it is taken). The
-        sink holds facts only if they changed since they were last written: else they are
-        read here with the state, which is then the sink's."""
-        state_key, facts_key = self._keys.state, self._keys.facts
+        a newer unwritten state meanwhile: nothing applies its events until it is taken)."""
         held = {p: saved for p in prospects if (saved := self._saved(p)) is not None}
-        if held:
-            reread = {p for p, s in held.items() if self._facts and s.facts is None}
-            yield from ((p, s) for p, s in held.items() if p not in reread)
-            prospects = [p for p in prospects if p not in held or p in reread]
+        yield from held.items()
+        prospects = [p for p in prospects if p not in held]
+        state_key = self._keys.state
         for start in range(0, len(prospects), self._chunk):
             part = prospects[start : start + self._chunk]
-            keys = [state_key(p) for p in part]
+            values = self._load([state_key(p) for p in part])
+            read = {p: self._split(p, v) for p, v in zip(part, values, strict=True)}
             if self._facts:
-                keys += [facts_key(p) for p in part]
-            values = retrying("load states", self._mget(keys), self._stopping, refused="reads")
-            n = len(part)
-            for i, prospect in enumerate(part):
-                state = values[i]
-                facts = values[n + i] if self._facts else None
-                mine = held.get(prospect)
-                if mine is not None:
-                    yield prospect, Saved(mine.state, facts)
-                else:
-                    yield prospect, Saved(state, facts) if state is not None else None
+                self._legacy_facts(read)
+            yield from read.items()
+
+    def _split(self, prospect: str, value: bytes | None) -> Saved | None:
+        if value is None:
+            return None
+        try:
+            return Saved(*split(value))
+        except msgspec.DecodeError as exc:
+            msg = f"checkpoint {self._keys.state(prospect)} is unreadable: {exc}"
+            raise RuntimeError(msg) from exc
+
+    def _legacy_facts(self, read: dict[str, Saved | None]) -> None:
+        """Facts of states written by a version that kept them in a key of their own."""
+        older = [p for p, saved in read.items() if saved is not None and saved.facts is None]
+        if older:
+            facts_key = self._keys.facts
+            found = self._load([facts_key(p) for p in older])
+            for prospect, facts in zip(older, found, strict=True):
+                saved = read[prospect]
+                if facts is not None and saved is not None:
+                    read[prospect] = saved._replace(facts=facts)
+
+    def _load(self, keys: list[str]) -> list[bytes | None]:
+        values: list[bytes | None] = retrying(
+            "load states", self._mget(keys), self._stopping, refused="reads"
+        )
+        return values
 
     def _mget(self, keys: list[str]) -> Callable[[], list[bytes | None]]:
         return lambda: self._r.mget(keys)

@@ -23,11 +23,11 @@ for i = 3 + n, #ARGV do
 end
 return n
 """
-# KEYS: the state keys, the facts keys, then the scorecard hash, the chunk's counted marker and
-# the previous chunk's (acknowledged by then: deleted) (with the scorecard on).
-# ARGV: the states' TTL, the number of states n and of facts m, the facts' TTL, the states, the
-# facts (empty: unchanged, only their TTL is refreshed); then the number of count fields (-1: no
-# scorecard), the chunk's stream time and the fields and increments;
+# KEYS: the state keys, then the scorecard hash, the chunk's counted marker and the previous
+# chunk's (acknowledged by then: deleted) (with the scorecard on).
+# ARGV: the states' TTL, the number of states n, the states (each with its facts, with the
+# scorecard on: `connectors.state_value`); then the number of count fields (-1: no scorecard),
+# the chunk's stream time and the fields and increments;
 # then commands to run after, each as its argument count and its arguments (ZREM/ZADD of
 # timers, then XACK). The counts go first: Redis does not undo a script that fails half-way,
 # and a hash that refuses them (a wrong type) must stop the call before any state is written,
@@ -37,16 +37,16 @@ return n
 # the counts are added only if that chunk's marker was not set yet. `as_of` only moves forward:
 # workers checkpoint at their own pace.
 CHECKPOINT: Final = """
-local ttl, n, m, facts_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local i = n + m + 5
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+local i = n + 3
 local fields = tonumber(ARGV[i])
 if fields >= 0 then
-  local hash = KEYS[n + m + 1]
+  local hash = KEYS[n + 1]
   local kind = redis.call('TYPE', hash)['ok']
   if kind ~= 'hash' and kind ~= 'none' then
     return redis.error_reply('WRONGTYPE ' .. hash .. ' is not a hash')
   end
-  if redis.call('SET', KEYS[n + m + 2], '1', 'NX', 'EX', 86400) then
+  if redis.call('SET', KEYS[n + 2], '1', 'NX', 'EX', 86400) then
     local at = tonumber(redis.call('HGET', hash, 'as_of') or '0')
     if tonumber(ARGV[i + 1]) > at then
       redis.call('HSET', hash, 'as_of', ARGV[i + 1])
@@ -55,20 +55,13 @@ if fields >= 0 then
       redis.call('HINCRBY', hash, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
     end
   end
-  redis.call('DEL', KEYS[n + m + 3])
+  redis.call('DEL', KEYS[n + 3])
   i = i + 2 + 2 * fields
 else
   i = i + 1
 end
 for k = 1, n do
-  redis.call('SET', KEYS[k], ARGV[k + 4], 'EX', ttl)
-end
-for k = n + 1, n + m do
-  if ARGV[k + 4] == '' then
-    redis.call('EXPIRE', KEYS[k], facts_ttl)
-  else
-    redis.call('SET', KEYS[k], ARGV[k + 4], 'EX', facts_ttl)
-  end
+  redis.call('SET', KEYS[k], ARGV[k + 2], 'EX', ttl)
 end
 while i <= #ARGV do
   local count = tonumber(ARGV[i])

@@ -29,22 +29,18 @@ class Effects(NamedTuple):
     address: tuple[str | None, str | None] | None = None
     # The scorecard, written in the checkpoint call that writes `state`
     # (`connectors.scorecard_store`), so counts go with the states they came from: never lost
-    # nor doubled across a kill. `facts`: the prospect's facts encoded right after the batch,
-    # None if the batch left them as they were (or the scorecard is off): the sink keeps the
-    # last ones. `counts`: the fields this batch counted (None: none), handed over (the sink
-    # adds later batches' counts into them).
+    # nor doubled across a kill. `facts`: the prospect's facts encoded right after the batch
+    # (None: the scorecard is off), written in the same value as `state`
+    # (`connectors.state_value`). `counts`: the fields this batch counted (None: none), handed
+    # over (the sink adds later batches' counts into them).
     facts: bytes | None = None
     counts: Fields | None = None
     stream_ms: int = 0  # the latest stream time the batch brought: the counts' `as_of`
-    # When (`time.monotonic()`) the logic last handed the facts over, 0 if it does not know:
-    # the sink refreshes the TTL of facts that did not change only once they are that old
-    # (`connectors.redis_sink`: facts live a margin longer than the state).
-    facts_at: float = 0.0
 
 
 class Saved(NamedTuple):
-    """A prospect's checkpoint as the commit sink holds it before writing it: its state and,
-    with the scorecard on, its facts (None: the facts in Redis are current)."""
+    """A prospect's checkpoint as the commit sink holds it before writing it, or as read back:
+    its state and, with the scorecard on, its facts (None: none)."""
 
     state: bytes
     facts: bytes | None
@@ -52,38 +48,31 @@ class Saved(NamedTuple):
 
 class Dirty:
     """What the commit sink holds of a prospect until a checkpoint writes it, its batches'
-    `Effects` taken together: its latest encoded state, its facts if they changed since its last
-    checkpoint, next timer, the inputs that state includes, and the scorecard counts added since
-    its last checkpoint (they are written with that state, so they belong to it: a checkpoint
-    that fails puts them back with the acks)."""
+    `Effects` taken together: its latest encoded state and facts, next timer, the inputs that
+    state includes, and the scorecard counts added since its last checkpoint (they are written
+    with that state, so they belong to it: a checkpoint that fails puts them back with the
+    acks)."""
 
-    __slots__ = ("acks", "counts", "due", "facts", "facts_at", "state", "stream_ms")
+    __slots__ = ("acks", "counts", "due", "facts", "state", "stream_ms")
 
     def __init__(self, fx: Effects) -> None:
         self.state = fx.state
         self.facts = fx.facts
-        self.facts_at = fx.facts_at
         self.due = fx.next_due
         self.acks: list[Ack] = list(fx.acks)
         self.counts = fx.counts
         self.stream_ms = fx.stream_ms
 
     def newer(self, fx: Effects) -> None:
-        """A later batch of the same prospect: its state (and facts, if it changed them) win,
-        acks and counts add up."""
-        self.state, self.due = fx.state, fx.next_due
-        self.facts_at = min(self.facts_at, fx.facts_at)  # a refresh asked for stays asked for
-        if fx.facts is not None:
-            self.facts = fx.facts
+        """A later batch of the same prospect: its state and facts win, acks and counts add
+        up."""
+        self.state, self.due, self.facts = fx.state, fx.next_due, fx.facts
         self.acks += fx.acks
         self._add(fx.counts, fx.stream_ms)
 
     def older(self, old: "Dirty") -> None:
         """An unwritten earlier checkpoint of the prospect, put back under this newer one."""
         self.acks = old.acks + self.acks
-        self.facts_at = min(self.facts_at, old.facts_at)
-        if self.facts is None:
-            self.facts = old.facts
         self._add(old.counts, old.stream_ms)
 
     def _add(self, counts: Fields | None, stream_ms: int) -> None:

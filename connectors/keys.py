@@ -48,7 +48,8 @@ class Keys(Struct, frozen=True):
         return f"{self.prefix}:state:{prospect}"
 
     def facts(self, prospect: str) -> str:
-        """The prospect's scorecard facts, written with its state (`connectors.scorecard_store`)."""
+        """The prospect's scorecard facts as versions before `connectors.state_value` kept them;
+        read, never written, for states those versions wrote."""
         return f"{self.prefix}:facts:{prospect}"
 
     @property

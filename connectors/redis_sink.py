@@ -9,7 +9,8 @@ has one sink that receives a prospect's `Effects` whole and:
 2. writes decision records (the same script call: one round trip per batch, however large);
 3. at each checkpoint interval, for every dirty prospect, in one Lua script call per chunk of
    prospects (atomic, and a failing call stops before the acks): the latest state (with a TTL
-   beyond the longest rule horizon) and scorecard facts (if they changed), the scorecard counts
+   beyond the longest rule horizon; with the scorecard on, the prospect's facts in the same
+   value, `connectors.state_value`), the scorecard counts
    those states added since they were last written (`connectors.scorecard_store`: a count is
    written exactly when the state that includes its input is), its next timer in the shard's
    timer set, then XACK of every input that state includes. Chunks keep each call short, since
@@ -48,6 +49,7 @@ from connectors.keys import Keys, shard_of
 from connectors.metrics import Metrics
 from connectors.retry import retrying
 from connectors.scorecard_store import counts_args
+from connectors.state_value import join
 from operators.records import ENCODER, Command
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,6 @@ log = logging.getLogger(__name__)
 _CHUNK: Final = 200
 # Arguments per command inside the checkpoint script (Lua's `unpack` stack limit is ~8,000).
 _MAX_ARGS: Final = 1_000
-# Facts live this much longer than their state, so facts that did not change need their TTL
-# refreshed only when last handed over longer ago than half of it (`Effects.facts_at`), not at
-# every write of the state: an EXPIRE per state written cost the live flow ~1 % of its
-# throughput (benchmarks/bench_scorecard_live.py), for a TTL that is 200 days by default.
-_FACTS_MARGIN_S: Final = 2 * 86_400
 
 
 def _split(
@@ -148,18 +145,12 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
             self._checkpoint()
 
     def saved(self, prospect: str) -> Saved | None:
-        """The prospect's newest state if no checkpoint has written it yet, else None: a
-        prospect that left the worker (idle) and comes back must resume from this, not from an
-        older state in Redis (`connectors.checkpoint.StateStore`). With its newest facts not
-        yet written (None: those in Redis are current; a batch that changes none leaves them
-        out)."""
+        """The prospect's newest state, with its facts, if no checkpoint has written it yet,
+        else None: a prospect that left the worker (idle) and comes back must resume from this,
+        not from an older state in Redis (`connectors.checkpoint.StateStore`)."""
         with self._lock:
-            found, writing = self._dirty.get(prospect), self._writing.get(prospect)
-        if found is None:
-            return Saved(writing.state, writing.facts) if writing is not None else None
-        if found.facts is None and writing is not None:
-            return Saved(found.state, writing.facts)
-        return Saved(found.state, found.facts)
+            found = self._dirty.get(prospect) or self._writing.get(prospect)
+        return Saved(found.state, found.facts) if found is not None else None
 
     def _checkpoint(self) -> None:
         with self._lock:
@@ -222,23 +213,14 @@ class _CommitPartition(StatelessSinkPartition[tuple[str, Effects]]):
                     newer.older(old)
 
     def _write_chunk(self, dirty: dict[str, Dirty], chunk_id: str) -> None:
-        """One Lua call: the chunk's counts (once per `chunk_id`), states, facts, timers, acks."""
+        """One Lua call: the chunk's counts (once per `chunk_id`), states with their facts,
+        timers, acks."""
         keys = [self._keys.state(p) for p in dirty]
+        argv: list[bytes | int | str] = [self._state_ttl, len(dirty)]
+        argv += [d.state if d.facts is None else join(d.state, d.facts) for d in dirty.values()]
         counts = [d.counts for d in dirty.values() if d.counts is not None]
-        scorecard = self._scorecard or bool(counts) or any(d.facts for d in dirty.values())
-        stale = time.monotonic() - _FACTS_MARGIN_S / 2
-        facts = [
-            (p, d.facts or b"")  # b"": unchanged, their TTL refreshed
-            for p, d in dirty.items()
-            if scorecard and (d.facts is not None or not d.facts_at or d.facts_at < stale)
-        ]
-        argv: list[bytes | int | str] = [self._state_ttl, len(dirty), len(facts)]
-        argv.append(self._state_ttl + _FACTS_MARGIN_S)
-        argv += [d.state for d in dirty.values()]
-        if scorecard:  # these prospects' facts and counts, with their states
-            keys += [self._keys.facts(p) for p, _ in facts]
+        if self._scorecard or counts:  # these states' counts (and `as_of`, counts or not)
             keys += (self._keys.scorecard, self._keys.counted(chunk_id), self._counted)
-            argv += [data for _, data in facts]
             argv += counts_args(counts, max(d.stream_ms for d in dirty.values()))
         else:
             argv.append(-1)

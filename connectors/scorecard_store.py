@@ -3,13 +3,12 @@
 What the live flow keeps (written by `connectors.redis_sink`'s checkpoint, one Lua call per
 chunk of prospects, with those prospects' states and the acknowledgements of their inputs):
 
-- `prefix:facts:{prospect}`: the prospect's `ProspectFacts` (MessagePack), written with the
-  state whenever a batch changed them, with the state's TTL plus two days (facts that did not
-  change are not written again, and their TTL is refreshed about once a day, so they never
-  expire before the state). A key of its own rather than a part of the state's value: the
-  state's bytes stay exactly what they were (every reader of `prefix:state:*` keeps working),
-  and a state written before the scorecard existed simply has no facts key, which reads as
-  empty facts.
+- each prospect's `ProspectFacts` (MessagePack) in its state's value, after the state
+  (`connectors.state_value`: one trailing extension element, which a reader that knows nothing
+  of it ignores), written with every state and expiring with it. Versions before kept them in
+  a key of their own, `prefix:facts:{prospect}`, which is still read for a state that holds
+  none (written by such a version) until that key expires; a state written before the
+  scorecard existed has neither, which reads as empty facts.
 - `prefix:scorecard`: one hash of every count, a field per number (`touches:email`, `stopped`,
   `campaigns:{name}:sent`, `daily:2026-11-30:replies:sms`, ...: the tally's own field names,
   `operators.scorecard_facts.Fields`), and `as_of`, the latest stream time (ms) a checkpoint
@@ -29,6 +28,7 @@ from typing import Any, Final
 import redis
 
 from connectors.keys import Keys
+from connectors.state_value import split
 from operators.events import CHANNELS
 from operators.policy import Policy
 from operators.scorecard_facts import (
@@ -123,9 +123,12 @@ def read_prospect(
 ) -> tuple[ProspectState, ProspectFacts] | None:
     """A prospect's checkpointed state and facts (empty facts for a state written before the
     scorecard); None when Redis holds no state for it."""
-    state, facts = client.mget([keys.state(prospect), keys.facts(prospect)])
-    if state is None:
+    value = client.get(keys.state(prospect))
+    if value is None:
         return None
+    state, facts = split(value)
+    if facts is None:
+        facts = client.get(keys.facts(prospect))  # written by an older version, if at all
     return decode_state(state), decode_facts(facts) if facts is not None else ProspectFacts()
 
 
@@ -136,17 +139,24 @@ def prospects(
     all in memory); in SCAN's order, which is no order (sorting would need them all)."""
     head = keys.state("")
     pattern = _glob_escape(head) + "*"
-    facts_key = keys.facts
     cursor = 0
     while True:
         cursor, found = client.scan(cursor, match=pattern, count=batch)
         if found:
             names = [k.decode()[len(head) :] for k in found]
-            values = client.mget([*found, *(facts_key(p) for p in names)])
-            for i, name in enumerate(names):
-                state, facts = values[i], values[len(names) + i]
-                if state is None:
-                    continue  # expired between the SCAN and the MGET
+            read = {
+                name: split(value)
+                for name, value in zip(names, client.mget(found), strict=True)
+                if value is not None  # (None: expired between the SCAN and the MGET)
+            }
+            older = [name for name, (_state, facts) in read.items() if facts is None]
+            legacy = (
+                dict(zip(older, client.mget([keys.facts(p) for p in older]), strict=True))
+                if older
+                else {}
+            )
+            for name, (state, facts) in read.items():
+                facts = facts if facts is not None else legacy.get(name)
                 yield (
                     name,
                     decode_facts(facts) if facts is not None else ProspectFacts(),

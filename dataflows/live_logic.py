@@ -8,7 +8,6 @@ wake through the shard's timer set in Redis, not Bytewax's `notify_at` (`operato
 """
 
 import logging
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, NamedTuple, Protocol
@@ -87,7 +86,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
     same point of the stream as an uninterrupted one (see `connectors.redis_source`).
     """
 
-    __slots__ = ("engine", "facts", "facts_at", "held", "loader", "prospect", "state", "tally")
+    __slots__ = ("encoded", "engine", "facts", "held", "loader", "prospect", "state", "tally")
 
     def __init__(self, engine: Engine, loader: StateLoader, tally: Tally | None = None) -> None:
         self.engine = engine
@@ -95,7 +94,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         self.tally = tally  # None: `streams.scorecard` is off, no counting
         self.state: ProspectState | None = None
         self.facts: ProspectFacts | None = None
-        self.facts_at = 0.0  # when the facts were last handed over (`Effects.facts_at`)
+        self.encoded: bytes | None = None  # `facts` as last encoded (None: not yet)
         self.held: list[LiveInput] = []
         self.prospect = ""
 
@@ -145,10 +144,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         state = self.loader.take(self.prospect) or ProspectState(prospect=self.prospect)
         self.state = state
         if self.tally is not None:
-            facts = self.facts = self.loader.take_facts(self.prospect)
-            # Empty facts: none in Redis whose TTL would need refreshing (0: not known when
-            # those there were written, so the next checkpoint refreshes them).
-            self.facts_at = time.monotonic() if facts == _EMPTY_FACTS else 0.0
+            self.facts = self.loader.take_facts(self.prospect)
         return state
 
     def _apply(self, state: ProspectState, values: list[LiveInput]) -> tuple[LiveOutput, ...]:
@@ -158,10 +154,8 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         With the scorecard on, events and timers go through `operators.scorecard_feed`, the
         replay's own path, counting into the tally's current fields: the batch's counts, which
         the effects carry to the checkpoint that writes this state (`Tally.take`), with the
-        facts encoded only if the batch changed them (else the sink keeps the last ones): on
-        bench_live's mix, a third of the batches change facts and two in five count something,
-        and each that does not costs neither an encoding nor a write at the checkpoint
-        (benchmarks/bench_scorecard_live.py)."""
+        facts, encoded again only if the batch changed them: on bench_live's mix, a third of
+        the batches change facts (benchmarks/bench_scorecard_live.py)."""
         engine = self.engine
         tally = self.tally
         if tally is not None:
@@ -196,10 +190,8 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         if due is not None and due <= stream_ms:  # due already: no wake-up needed
             self._timers(state, stream_ms, out, dead)
         failed += ((letter, None) for letter in dead)  # dropped timers: nothing to acknowledge
-        facts = None
-        if tally is not None and tally.changed and self.facts is not None:
-            facts = encode_facts(self.facts)
-            self.facts_at = time.monotonic()
+        if tally is not None and self.facts is not None and (tally.changed or not self.encoded):
+            self.encoded = encode_facts(self.facts)
         effects = Effects(
             out,
             encode_state(state),
@@ -207,13 +199,10 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
             acks,
             first_seen,
             address,
-            facts,
+            self.encoded,
             tally.take() if tally is not None else None,
             stream_ms,
-            self.facts_at,
         )
-        if not self.facts_at:  # handed over once as "refresh their TTL": that is now done
-            self.facts_at = time.monotonic()
         return (effects, *failed)
 
     def _event(
@@ -247,7 +236,6 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
 
 
 _NO_EFFECTS: Final[tuple[LiveOutput, ...]] = ()
-_EMPTY_FACTS: Final = ProspectFacts()
 
 
 def _entry_ms(entry_id: bytes) -> int:

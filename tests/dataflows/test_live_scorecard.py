@@ -26,6 +26,7 @@ import redis
 from connectors.keys import Keys
 from connectors.redis_server import EmbeddedRedis
 from connectors.scorecard_store import read_scorecard
+from connectors.state_value import split
 from dataflows.inspect_cli import explain, explain_live
 from dataflows.report import compute
 from operators.policy import load_policy
@@ -196,8 +197,9 @@ def test_a_deployment_without_the_scorecard_says_so(server: EmbeddedRedis, tmp_p
         h.wait_drained(r, KEYS, timeout=60)
     finally:
         assert h.stop(proc) == 0
-    assert r.exists(KEYS.state("p0"))
-    assert not r.exists(KEYS.facts("p0"), KEYS.scorecard), "nothing counted, nothing kept"
+    value: Any = r.get(KEYS.state("p0"))
+    assert split(value)[1] is None, "no facts with the state"
+    assert not r.exists(KEYS.scorecard), "nothing counted"
     done = touchflow("report", "--redis", server.url, "--config", config)
     assert done.returncode == 1
     assert done.stdout == ""

@@ -151,9 +151,9 @@ def test_with_the_scorecard_off_nothing_is_counted() -> None:
     assert fx.stream_ms == 1772463900000
 
 
-def test_a_batch_that_changes_no_facts_hands_none_over() -> None:
-    """Page views and callbacks naming no known command change neither counts nor facts: the
-    sink keeps the facts it has (most live batches are such)."""
+def test_a_batch_that_changes_no_facts_hands_them_over_unencoded_again() -> None:
+    """Page views and callbacks naming no known command change neither counts nor facts (most
+    live batches are such): the facts go with the state as they were, encoded once."""
     events = decoded(
         [
             {"id": "v", "type": "page_view", "prospect": "p", "ts": "2026-03-02T15:00:00Z"}
@@ -165,21 +165,19 @@ def test_a_batch_that_changes_no_facts_hands_none_over() -> None:
     logic = LiveProspectLogic(ENGINE, DictLoader({}, frozenset({"p"})), Tally(POLICY))
     (fx,) = logic.on_batch([(e, (0, b"1772463900000-%d" % k)) for k, e in enumerate(events)])[0]
     assert isinstance(fx, Effects)
-    assert fx.facts is None
+    assert fx.facts == encode_facts(ProspectFacts())
     assert fx.counts is None
     assert logic.facts == ProspectFacts()
-    assert fx.facts_at > 0, "no facts in Redis: none whose TTL the sink should refresh"
-    stored = encode_facts(ProspectFacts(flags=1))
+    stored = ProspectFacts(flags=1)
     logic = LiveProspectLogic(
-        ENGINE, DictLoader({}, frozenset({"p"}), {"p": stored}), Tally(POLICY)
+        ENGINE, DictLoader({}, frozenset({"p"}), {"p": encode_facts(stored)}), Tally(POLICY)
     )
-    (fx,) = logic.on_batch([(events[0], (0, b"1772463900000-0"))])[0]
-    assert isinstance(fx, Effects)
-    assert fx.facts is None
-    assert fx.facts_at == 0, "facts loaded, written who knows when: the sink refreshes them"
-    (fx,) = logic.on_batch([(events[1], (0, b"1772463900000-1"))])[0]
-    assert isinstance(fx, Effects)
-    assert fx.facts_at > 0, "the refresh was asked for once: not again at every checkpoint"
+    (first,) = logic.on_batch([(events[0], (0, b"1772463900000-0"))])[0]
+    (second,) = logic.on_batch([(events[1], (0, b"1772463900000-1"))])[0]
+    assert isinstance(first, Effects)
+    assert isinstance(second, Effects)
+    assert first.facts == encode_facts(stored)
+    assert second.facts is first.facts, "unchanged: not encoded again"
 
 
 class _BrokenTally(Tally):

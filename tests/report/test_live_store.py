@@ -1,9 +1,9 @@
-"""The live scorecard in Redis: facts with the states, counts with the chunk that wrote them.
+"""The live scorecard in Redis: facts in the states' values, counts with the chunk that wrote
+them.
 
 A real Redis (the session's embedded server). The commit sink is given `Effects` as the live
-flow's logic makes them (a state, the facts if the batch changed them, the batch's counted
-fields); what a checkpoint writes is read back through `connectors.scorecard_store`, as
-`report --redis` reads it.
+flow's logic makes them (a state, its facts, the batch's counted fields); what a checkpoint
+writes is read back through `connectors.scorecard_store`, as `report --redis` reads it.
 """
 
 import time
@@ -27,6 +27,7 @@ from connectors.scorecard_store import (
     read_prospect,
     read_scorecard,
 )
+from connectors.state_value import join, split
 from operators.scorecard_facts import (
     Counts,
     Fields,
@@ -34,10 +35,9 @@ from operators.scorecard_facts import (
     Recent,
     add_fields,
     counts_from,
-    decode_facts,
     encode_facts,
 )
-from operators.state import ProspectState, encode_state
+from operators.state import ProspectState, decode_state, encode_state
 from operators.timeutil import DAY_MS, parse_ts
 from tests.report.helpers import POLICY
 
@@ -69,14 +69,11 @@ def facts_of(k: int) -> ProspectFacts:
     return ProspectFacts(touches=[k, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)])
 
 
-def effects(
-    k: int, prospect: str, stream_ms: int, *, facts: bool = True, facts_at: float = 0.0
-) -> Effects:
-    """Batch `k` of `prospect`; `facts=False`: a batch that left the facts as they were, last
-    handed over at `facts_at` (0: unknown)."""
+def effects(k: int, prospect: str, stream_ms: int, *, facts: int | None = None) -> Effects:
+    """Batch `k` of `prospect`, with the facts `facts_of(facts)` (default: of `k`)."""
     state = encode_state(ProspectState(prospect=prospect, seq=k))
-    data = encode_facts(facts_of(k)) if facts else None
-    return Effects([], state, None, [], None, None, data, delta(k), stream_ms, facts_at)
+    data = encode_facts(facts_of(k if facts is None else facts))
+    return Effects([], state, None, [], None, None, data, delta(k), stream_ms)
 
 
 def total(deltas: list[Fields]) -> Counts:
@@ -122,7 +119,10 @@ def test_a_checkpoint_writes_facts_and_the_counts_of_its_states(
     assert state is not None
     assert state.seq == 1000
     assert facts == ProspectFacts(touches=[1000, 0, 0, 0, 0], decisions=[Recent(T0, 1, "r", 0)])
-    assert 200 * 86_400 < redis_client.ttl(KEYS.facts("p3")) <= 202 * 86_400  # past the state's
+    value: Any = redis_client.get(KEYS.state("p3"))
+    assert split(value)[1] == encode_facts(facts), "in the state's value, after the state"
+    assert decode_state(value).seq == 1000, "a reader that knows nothing of facts reads the state"
+    assert not redis_client.exists(KEYS.facts("p3")), "no key of their own"
     assert sorted(p for p, _f, _s in prospects(redis_client, KEYS, batch=7)) == sorted(names)
     card = read_scorecard(redis_client, KEYS, POLICY)
     assert card is not None
@@ -191,7 +191,7 @@ def test_a_refused_checkpoint_keeps_the_counts_with_their_states(
         part.write_batch([("a", effects(1, "a", T0)), ("b", effects(2, "b", T0))])
         with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
             part.checkpoint()
-        assert not redis_client.exists(KEYS.state("a"), KEYS.facts("a"))
+        assert not redis_client.exists(KEYS.state("a"))
         part.write_batch([("a", effects(3, "a", T0 + 9))])  # newer: keeps the older's counts
         redis_client.delete(KEYS.scorecard)
         part.checkpoint()
@@ -204,7 +204,12 @@ def test_a_refused_checkpoint_keeps_the_counts_with_their_states(
 def test_states_load_with_their_facts_and_old_states_with_empty_facts(
     redis_client: redis.Redis, redis_test_url: str
 ) -> None:
+    """Facts come with the state, from Redis or from the sink; a state written before the
+    scorecard has none; one written by the version that kept facts in a key of their own has
+    them there (read, for those states alone, in a second MGET)."""
     redis_client.set(KEYS.state("old"), encode_state(ProspectState(prospect="old", seq=4)))
+    redis_client.set(KEYS.state("kept"), encode_state(ProspectState(prospect="kept", seq=9)))
+    redis_client.set(KEYS.facts("kept"), encode_facts(facts_of(9)))
     sink = CommitSink(lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600)
     part = sink.build("commit", 0, 1)
     try:
@@ -212,23 +217,37 @@ def test_states_load_with_their_facts_and_old_states_with_empty_facts(
         part.checkpoint()
         part.write_batch([("held", effects(7, "held", T0))])  # not yet written: the sink's
         store = StateStore(redis_client, KEYS, Metrics(), saved=sink.saved, facts=True)
-        store.prefetch(["old", "new"])
-        for name, seq, touches in (("old", 4, None), ("new", 5, 5), ("held", 7, 7)):
+        store.prefetch(["old", "new", "kept"])
+        cases = (("old", 4, None), ("new", 5, 5), ("held", 7, 7), ("kept", 9, 9))
+        for name, seq, touches in cases:
             state = store.take(name)
             assert state is not None
             assert state.seq == seq
             facts = store.take_facts(name)
-            assert (facts.touches[0] if facts.touches else None) == touches
+            assert (facts.touches[0] if facts.touches else None) == touches, name
         assert store.take("nobody") is None
         assert store.take_facts("nobody") == ProspectFacts()
+        found = [(p, f.touches) for p, f, _s in prospects(redis_client, KEYS)]
+        assert sorted(found, key=str) == sorted(
+            [
+                ("old", None),
+                ("new", [5, 0, 0, 0, 0]),
+                ("held", [6, 0, 0, 0, 0]),
+                ("kept", [9, 0, 0, 0, 0]),
+            ],
+            key=str,
+        ), "prospects.csv reads the same (held: as checkpointed)"
+        assert read_prospect(redis_client, KEYS, "kept") == (
+            ProspectState(prospect="kept", seq=9),
+            facts_of(9),
+        )
     finally:
         part.close()
-    redis_client.set(KEYS.facts("old"), b"\xc1 not msgpack")
+    state = encode_state(ProspectState(prospect="bad", seq=1))
+    redis_client.set(KEYS.state("bad"), join(state, b"\xc1 not msgpack"))
     store = StateStore(redis_client, KEYS, Metrics(), facts=True)
-    with pytest.raises(RuntimeError, match="facts:old is unreadable"):
-        store.take("old")
-    raw: Any = redis_client.get(KEYS.facts("new"))
-    assert decode_facts(raw).touches == [5, 0, 0, 0, 0]
+    with pytest.raises(RuntimeError, match=r"state:bad is unreadable"):
+        store.take("bad")
 
 
 def test_counts_put_back_under_a_newer_state_are_kept(
@@ -260,14 +279,12 @@ def test_a_chunks_counts_are_its_prospects_fields_summed_zeros_left_out() -> Non
     assert counts_args([], 5) == [0, 5]
 
 
-def test_facts_a_batch_left_unchanged_stay_as_written_and_load_with_the_newer_state(
+def test_a_prospect_that_comes_back_loads_its_newest_state_and_facts(
     redis_client: redis.Redis, redis_test_url: str
 ) -> None:
-    """A batch that changed no facts hands none over: the checkpoint writes the state alone, and
-    refreshes the facts' TTL only if they were handed over long ago (they live two days longer
-    than the state, so never expire before it), and a prospect that comes back loads the newer
-    state with the facts written earlier, whether they wait in Redis, in the sink, or in the
-    checkpoint being written."""
+    """Wherever its newest checkpoint waits (in Redis, in the sink, in the checkpoint being
+    written, or put back under a newer batch after that checkpoint failed), a prospect that
+    comes back loads that state with the facts of the same batch."""
     sink = CommitSink(
         lambda: client(redis_test_url), KEYS, Metrics(), interval_s=3600, scorecard=True
     )
@@ -275,47 +292,34 @@ def test_facts_a_batch_left_unchanged_stay_as_written_and_load_with_the_newer_st
     try:
         part.write_batch([("a", effects(1, "a", T0)), ("b", effects(2, "b", T0))])
         part.checkpoint()
-        redis_client.expire(KEYS.facts("a"), 100)
-        part.write_batch([("a", effects(8, "a", T0 + 1, facts=False, facts_at=time.monotonic()))])
-        part.checkpoint()
-        assert redis_client.ttl(KEYS.facts("a")) <= 100, "handed over just now: left alone"
-        part.write_batch([("a", effects(3, "a", T0 + 1, facts=False))])
-        saved = sink.saved("a")
-        assert saved is not None
-        assert saved.facts is None, "Redis holds the current facts"
-        part.checkpoint()
-        assert redis_client.ttl(KEYS.facts("a")) > 200 * 86_400, "refreshed past the state's"
-        raw: Any = redis_client.get(KEYS.facts("a"))
-        assert decode_facts(raw) == facts_of(1)
-        # b: new facts wait in the sink; a later batch changes none: the newer facts stay.
         part.write_batch([("b", effects(4, "b", T0 + 2))])
-        part.write_batch([("b", effects(5, "b", T0 + 3, facts=False))])
         with part._lock:
             writing, part._dirty = part._dirty, {}
-            part._writing = writing  # a checkpoint is writing b's newer facts...
-        part.write_batch([("b", effects(6, "b", T0 + 4, facts=False))])  # ...b moves on
-        part.write_batch([("a", effects(7, "a", T0 + 5, facts=False))])  # a: facts in Redis
+            part._writing = writing  # a checkpoint is writing b's newer state...
+        part.write_batch([("b", effects(6, "b", T0 + 4, facts=5))])  # ...b moves on
         store = StateStore(redis_client, KEYS, Metrics(), saved=sink.saved, facts=True)
-        store.prefetch(["a"])
-        for name, seq, facts in (("a", 7, facts_of(1)), ("b", 6, facts_of(4))):
+        store.prefetch(["a", "b"])
+        for name, seq, facts in (("a", 1, facts_of(1)), ("b", 6, facts_of(5))):
             state = store.take(name)
             assert state is not None
             assert state.seq == seq
             assert store.take_facts(name) == facts
         with part._lock:
             part._writing = {}
-        part._put_back(writing)  # that checkpoint failed: b's facts wait under its newer state
+        part._put_back(writing)  # that checkpoint failed: b's newest stays on top
         saved = sink.saved("b")
         assert saved is not None
         assert saved.state == encode_state(ProspectState(prospect="b", seq=6))
-        assert saved.facts == encode_facts(facts_of(4))
+        assert saved.facts == encode_facts(facts_of(5))
         part.checkpoint()
     finally:
         part.close()
-    raw = redis_client.get(KEYS.facts("b"))
-    assert decode_facts(raw) == facts_of(4)
-    want = total([delta(k) for k in range(1, 9)])
-    assert read_counts(redis_client, KEYS) == (want, T0 + 5)
+    assert read_prospect(redis_client, KEYS, "b") == (
+        ProspectState(prospect="b", seq=6),
+        facts_of(5),
+    )
+    want = total([delta(k) for k in (1, 2, 4, 6)])
+    assert read_counts(redis_client, KEYS) == (want, T0 + 4)
 
 
 class _Calls:
@@ -385,13 +389,14 @@ def test_report_and_inspect_redis_errors_are_one_line(
     assert len(out.err.splitlines()) == 1
 
 
-def test_a_facts_refresh_asked_for_survives_a_newer_batch_and_a_put_back() -> None:
-    """A batch handing facts over as "written who knows when" (0) asks the sink to refresh their
-    TTL; a newer batch of the same prospect before the checkpoint must not cancel that, nor an
-    unwritten checkpoint put back under a newer one."""
-    asked = Dirty(effects(1, "p", T0, facts=False, facts_at=0.0))
-    asked.newer(effects(2, "p", T0 + 1, facts=False, facts_at=1e9))
-    assert asked.facts_at == 0.0
-    newer = Dirty(effects(3, "p", T0 + 2, facts=False, facts_at=1e9))
-    newer.older(Dirty(effects(1, "p", T0, facts=False, facts_at=0.0)))
-    assert newer.facts_at == 0.0
+def test_the_newest_batch_brings_the_facts_and_a_put_back_keeps_them() -> None:
+    """The sink's `Dirty`: a newer batch's facts replace the older's; an unwritten older
+    checkpoint put back under a newer one adds its acks and counts, never its facts."""
+    dirty = Dirty(effects(1, "p", T0))
+    dirty.newer(effects(2, "p", T0 + 1))
+    assert dirty.facts == encode_facts(facts_of(2))
+    newer = Dirty(effects(3, "p", T0 + 2))
+    newer.older(Dirty(effects(1, "p", T0)))
+    assert newer.facts == encode_facts(facts_of(3))
+    assert newer.counts is not None
+    assert counts_from(newer.counts.items()) == total([delta(1), delta(3)])
