@@ -257,6 +257,8 @@ def main() -> int:
                 no.append(asyncio.run(blast(port, noop, args.requests, 16)))
                 nf.append(asyncio.run(blast(port, noop_front, args.requests, 16)))
             appended = gateway_events(server.url)
+            sent = WARMUP + args.rounds * args.requests + 100 * len(signed_batches)
+            assert appended == sent, f"{appended} events appended for {sent} sent"
             latencies = sorted(asyncio.run(paced(port, twilio, PACED_RPS, PACED_S)))
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
         finally:

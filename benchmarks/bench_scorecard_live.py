@@ -58,6 +58,7 @@ from live_harness.publish import Streams, encode, make_mix, now_ms
 
 from connectors.keys import Keys
 from connectors.redis_server import EmbeddedRedis
+from connectors.state_value import split
 from operators.timeutil import format_ts
 
 SAMPLE_S = 0.02
@@ -156,7 +157,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 if not args.json:
                     print(f"{side:>3}: {one['rate']:,.0f} events/s", file=sys.stderr)
         steal1 = cpu_ticks()
-        facts = sum(1 for _ in r.scan_iter(match="on:facts:*", count=1000))
+        facts = sum(
+            1
+            for key in r.scan_iter(match="on:state:*", count=1000)
+            if (value := r.get(key)) is not None and split(value)[1] is not None
+        )
         counted = r.hlen("on:scorecard")
         forks = r.info("stats")["total_forks"]
         r.close()

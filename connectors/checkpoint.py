@@ -112,7 +112,7 @@ class StateStore:
             return None
         try:
             state = decode_state(data.state)
-            if data.facts is not None:
+            if self._facts and data.facts is not None:  # (off: nobody takes them)
                 self._taken_facts[prospect] = decode_facts(data.facts)
         except msgspec.DecodeError as exc:
             msg = f"checkpoint {self._keys.state(prospect)} is unreadable: {exc}"

@@ -12,9 +12,10 @@ benchmarks/bench_scorecard_live.py, that was about half of what live counting co
 Folded in, the facts live and expire with their state, with no TTL of their own to refresh.
 
 Compatibility both ways: msgspec ignores trailing elements it has no field for, so a version
-that does not know the facts decodes the state from the whole value unchanged (a rollback keeps
-working); and `split` takes the facts off before decoding, so a later version that appends a
-field to the state reads the state, not the facts, in that position. A value without the
+that does not know the facts decodes the state from the whole value unchanged (a rollback reads
+its states; its facts come from the older keys, as the README says); and `split` takes the
+facts off before decoding, so a later version that appends a field to the state reads the
+state, not the facts, in that position. A value without the
 extension is a state written with the scorecard off or by an older version, whose facts, if
 any, are in the old key (`connectors.checkpoint` and `connectors.scorecard_store` read it).
 """

@@ -400,3 +400,21 @@ def test_the_newest_batch_brings_the_facts_and_a_put_back_keeps_them() -> None:
     assert newer.facts == encode_facts(facts_of(3))
     assert newer.counts is not None
     assert counts_from(newer.counts.items()) == total([delta(1), delta(3)])
+
+
+def test_with_the_scorecard_off_facts_in_a_state_are_neither_kept_nor_decoded(
+    redis_client: redis.Redis,
+) -> None:
+    """A deployment that turns the scorecard off reads states written with facts: the states
+    load, and their facts, which nobody will take, are not held (one per prospect, for the life
+    of the process) nor decoded (damaged facts must not stop a flow that does not count)."""
+    for name, facts in (("good", encode_facts(facts_of(3))), ("damaged", b"\xc1 not msgpack")):
+        state = encode_state(ProspectState(prospect=name, seq=3))
+        redis_client.set(KEYS.state(name), join(state, facts))
+    store = StateStore(redis_client, KEYS, Metrics(), facts=False)
+    store.prefetch(["good", "damaged"])
+    for name in ("good", "damaged"):
+        state = store.take(name)
+        assert state is not None
+        assert state.seq == 3
+    assert store._taken_facts == {}
