@@ -123,13 +123,9 @@ def read_prospect(
 ) -> tuple[ProspectState, ProspectFacts] | None:
     """A prospect's checkpointed state and facts (empty facts for a state written before the
     scorecard); None when Redis holds no state for it."""
-    value = client.get(keys.state(prospect))
-    if value is None:
-        return None
-    state, facts = split(value)
-    if facts is None:
-        facts = client.get(keys.facts(prospect))  # written by an older version, if at all
-    return decode_state(state), decode_facts(facts) if facts is not None else ProspectFacts()
+    for _name, state, facts in _decoded(client, keys, [prospect], [keys.state(prospect)]):
+        return state, facts
+    return None
 
 
 def prospects(
@@ -144,26 +140,34 @@ def prospects(
         cursor, found = client.scan(cursor, match=pattern, count=batch)
         if found:
             names = [k.decode()[len(head) :] for k in found]
-            read = {
-                name: split(value)
-                for name, value in zip(names, client.mget(found), strict=True)
-                if value is not None  # (None: expired between the SCAN and the MGET)
-            }
-            older = [name for name, (_state, facts) in read.items() if facts is None]
-            legacy = (
-                dict(zip(older, client.mget([keys.facts(p) for p in older]), strict=True))
-                if older
-                else {}
-            )
-            for name, (state, facts) in read.items():
-                facts = facts if facts is not None else legacy.get(name)
-                yield (
-                    name,
-                    decode_facts(facts) if facts is not None else ProspectFacts(),
-                    decode_state(state),
-                )
+            for name, state, facts in _decoded(client, keys, names, found):
+                yield name, facts, state
         if cursor == 0:
             return
+
+
+def _decoded(
+    client: Any, keys: Keys, names: list[str], state_keys: list[Any]
+) -> Iterator[tuple[str, ProspectState, ProspectFacts]]:
+    """The states of `names` (read from `state_keys`, one MGET) with their facts: from the
+    state's value, else from the key a version before kept them in (a second MGET, for those
+    states alone), else empty. A state gone since it was named (expired) is left out."""
+    read = {
+        name: split(value)
+        for name, value in zip(names, client.mget(state_keys), strict=True)
+        if value is not None
+    }
+    older = [name for name, (_state, facts) in read.items() if facts is None]
+    legacy = (
+        dict(zip(older, client.mget([keys.facts(p) for p in older]), strict=True)) if older else {}
+    )
+    for name, (state, facts) in read.items():
+        facts = facts if facts is not None else legacy.get(name)
+        yield (
+            name,
+            decode_state(state),
+            decode_facts(facts) if facts is not None else ProspectFacts(),
+        )
 
 
 def _glob_escape(text: str) -> str:
