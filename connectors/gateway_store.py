@@ -28,7 +28,6 @@ import builtins
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Final, Literal
 
@@ -91,7 +90,7 @@ class Batch(Struct, array_like=True, frozen=True, gc=False):
 class Written(Struct, frozen=True, gc=False):
     """What a batch became in Redis: events on streams (by type), unknown addresses, dead."""
 
-    appended: Counter[str]
+    appended: dict[str, int]
     unknown: int
     dead: int
 
@@ -239,15 +238,15 @@ class Store:
             argv += [dead.raw, dead.reason, batch.provider]
             codes.append("D")
         if not codes:
-            return Written(Counter(), 0, 0)
+            return Written({}, 0, 0)
         flags = await self._group.run("".join(codes), keys, argv, len(types))
         if flags is None:
             return None
         # a flag per event: 1 appended now, 0 there already (a provider's retry).
-        appended: Counter[str] = Counter()
+        appended: dict[str, int] = {}
         for kind, flag in zip(types, flags, strict=True):
             if flag == 49:
-                appended[kind] += 1
+                appended[kind] = appended.get(kind, 0) + 1
         return Written(appended, unknown, len(batch.dead))
 
     async def _holders(self, pending: list[Pending]) -> dict[tuple[str, str], list[str]]:

@@ -7,6 +7,7 @@ each once. Status and call callbacks carry the ids touchflow attached to the cal
 `CallSid` (plus the status where one message has several), so a retried callback repeats them.
 """
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
@@ -53,8 +54,31 @@ def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
     """`urllib.parse.parse_qsl(text, keep_blank_values=True)` exactly (a test holds the two side
-    by side), at a third of its cost: `unquote` and the `+` to space replacement only on the
-    parts that need them, which Twilio's sids and statuses do not."""
+    by side), at a fifth of its cost. Where no escape stands for a separator (`%26` is `&`,
+    `%3D` is `=`), the whole text is unescaped at once and then split: splitting first and
+    unescaping each part gives the same pairs, since the separators are ASCII and a UTF-8
+    decoder starts afresh at every ASCII byte. Otherwise (and for non-ASCII text, which
+    `unquote` treats part by part), each part on its own."""
+    if "%" not in text:
+        whole = text.replace("+", " ") if "+" in text else text
+    elif text.isascii() and not _ESCAPED_SEPARATOR.search(text):
+        whole = urllib.parse.unquote_to_bytes(text.replace("+", " ")).decode("utf-8", "replace")
+    else:
+        return _parse_parts(text)
+    pairs: list[tuple[str, str]] = []
+    for piece in whole.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs.append((name, value))
+    return pairs
+
+
+_ESCAPED_SEPARATOR: Final = re.compile("%(?:26|3[dD])")
+
+
+def _parse_parts(text: str) -> list[tuple[str, str]]:
+    """`parse_pairs` part by part: `unquote` and the `+` to space replacement only on the parts
+    that need them."""
     pairs: list[tuple[str, str]] = []
     for piece in text.split("&"):
         if not piece:
