@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
+from dataflows import gateway_cli
 from operators.engine import Engine
 from operators.policy import load_policy
 from operators.timeutil import parse_ts
@@ -81,12 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     gw = sub.add_parser(
         "gateway", help="provider webhooks and analytics in, verified, as contract events"
     )
-    gw.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
-    gw.add_argument("--redis", default=None, metavar="URL", help="default: REDIS_URL")
-    gw.add_argument("--host", default="127.0.0.1")
-    gw.add_argument("--port", type=int, default=8800)
-    gw.add_argument("--public-url", default=None, metavar="URL", help="base URL providers call")
-    gw.add_argument("--spool-dir", default=None, metavar="DIR", help="[gateway] spool_dir")
+    gateway_cli.add_arguments(gw)
 
     from dataflows import inspect_cli, report, whatif
 
@@ -161,19 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return inspect_command(args)
     if args.command == "gateway":
-        from dataflows.gateway import load_settings, serve
-
-        serve(
-            load_settings(
-                args.config,
-                redis_url=args.redis,
-                host=args.host,
-                port=args.port,
-                public_url=args.public_url,
-                spool_dir=args.spool_dir,
-            )
-        )
-        return 0
+        return gateway_cli.command(args)
     if args.command == "_worker":
         from dataflows.supervisor import worker_main
 

@@ -2,8 +2,8 @@
 
 Wiring only: settings (config, environment, command line) → the Redis client, the spool, the
 store and the endpoints (`connectors/gateway*.py`), and a lifespan that recovers the spool and
-starts its drain before the first request. `python -m dataflows.gateway` runs it too (what the
-tests start), until `touchflow gateway` is wired into the CLI.
+starts its drain before the first request. `touchflow gateway` and `python -m dataflows.gateway`
+(what the tests start) run it, with the arguments of `dataflows.gateway_cli`.
 """
 
 import argparse
@@ -30,6 +30,7 @@ from connectors.keys import Keys
 from connectors.redis_client import RedisUnavailableError, redacted, refusal
 from connectors.shard_count import claim_shards
 from connectors.spool import Spool
+from dataflows import gateway_cli
 from operators.errors import ConfigError, TouchflowError
 from operators.intake import EventReader
 from operators.policy import Limits, load_policy
@@ -202,40 +203,21 @@ def load_settings(
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="touchflow gateway", description="Provider webhooks in, contract events out."
     )
-    parser.add_argument("--config", type=Path, default=None, help="policy TOML (default: bundled)")
-    parser.add_argument("--redis", default=None, metavar="URL", help="default: REDIS_URL")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8800)
-    parser.add_argument("--public-url", default=None, metavar="URL", help="base URL providers call")
-    parser.add_argument("--spool-dir", default=None, metavar="DIR", help="[gateway] spool_dir")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    gateway_cli.add_arguments(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        settings = load_settings(
-            args.config,
-            redis_url=args.redis,
-            host=args.host,
-            port=args.port,
-            public_url=args.public_url,
-            spool_dir=args.spool_dir,
-        )
-        serve(settings, log_level=args.log_level)
+        return gateway_cli.command(args)
     except TouchflowError as exc:
         print(f"touchflow gateway: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:  # a malformed SendGrid public key, a bad port
         print(f"touchflow gateway: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
