@@ -203,15 +203,35 @@ def load_settings(
     )
 
 
+def run(args: argparse.Namespace) -> int:
+    """`touchflow gateway` with parsed arguments (`dataflows.gateway_cli`): serve until
+    SIGINT/SIGTERM. The gateway's own log lines at `--log-level` too (uvicorn's follow it)."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    log.setLevel(args.log_level.upper())
+    settings = load_settings(
+        args.config,
+        redis_url=args.redis,
+        host=args.host,
+        port=args.port,
+        public_url=args.public_url,
+        spool_dir=args.spool_dir,
+    )
+    serve(settings, log_level=args.log_level)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dataflows.gateway` (what the tests start): `run` here, not through
+    `gateway_cli.command`, which would import this module a second time under its own name."""
     parser = argparse.ArgumentParser(
         prog="touchflow gateway", description="Provider webhooks in, contract events out."
     )
     gateway_cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        return gateway_cli.command(args)
+        return run(args)
     except TouchflowError as exc:
         print(f"touchflow gateway: {exc}", file=sys.stderr)
         return 1

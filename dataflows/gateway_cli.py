@@ -21,17 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; errors a user can fix raise (`TouchflowError`, `ValueError`)
-    for the caller to print as one line."""
-    from dataflows.gateway import load_settings, serve
+    """Serve until SIGINT/SIGTERM (`dataflows.gateway.run`); errors a user can fix raise
+    (`TouchflowError`, `ValueError`) for the caller to print as one line."""
+    from dataflows.gateway import run
 
-    settings = load_settings(
-        args.config,
-        redis_url=args.redis,
-        host=args.host,
-        port=args.port,
-        public_url=args.public_url,
-        spool_dir=args.spool_dir,
-    )
-    serve(settings, log_level=args.log_level)
-    return 0
+    return run(args)

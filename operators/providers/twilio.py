@@ -54,11 +54,12 @@ def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
     """`urllib.parse.parse_qsl(text, keep_blank_values=True)` exactly (a test holds the two side
-    by side), at a fifth of its cost. Where no escape stands for a separator (`%26` is `&`,
-    `%3D` is `=`), the whole text is unescaped at once and then split: splitting first and
-    unescaping each part gives the same pairs, since the separators are ASCII and a UTF-8
-    decoder starts afresh at every ASCII byte. Otherwise (and for non-ASCII text, which
-    `unquote` treats part by part), each part on its own."""
+    by side), for less (a Twilio status callback's form: 3.3 us, 4.4 part by part). Text
+    without escapes is split as it is. ASCII text where no escape stands for a separator
+    (`%26` is `&`, `%3D` is `=`) is unescaped whole, then split: splitting first and
+    unescaping each part gives the same pairs, since an escape never spans a separator and a
+    UTF-8 decoder starts afresh at every ASCII byte. Other text with escapes (non-ASCII, which
+    `unquote` treats run by run, or escaped separators) is read part by part."""
     if "%" not in text:
         whole = text.replace("+", " ") if "+" in text else text
     elif text.isascii() and not _ESCAPED_SEPARATOR.search(text):
