@@ -265,8 +265,9 @@ class Gateway:
 
     def _twilio(self, request: Incoming, body: bytes, token: str) -> dict[str, str]:
         pairs = twilio.parse_form_pairs(body)
+        params = twilio.first_values(pairs)
         url = self._public(request)
-        check = auth.twilio(request.headers, url, pairs, self._twilio_keys)
+        check = auth.twilio(request.headers, url, pairs, self._twilio_keys, params)
         if check != "ok" and auth.twilio_shared_key_unset(request.headers, self._twilio_keys):
             self._log_limited(
                 "twilio-shared-key",
@@ -275,7 +276,7 @@ class Gateway:
                 "not set: refused (401); set it to the SharedKey's secret",
             )
         _authentic(check)
-        return twilio.first_values(pairs)
+        return params
 
     def _twilio_inbound(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
         return twilio.map_inbound(self._twilio(request, body, token), _moment(now))
