@@ -28,8 +28,8 @@ always goes first), median over the rounds: this shared box's speed drifts by ha
 run (a no-op round at 13k, the next at 21k requests/s), and rounds next to each other in time
 drift least; `ratio_of_medians` (median twilio / median noop) is shown too, and `ratio_front`
 the same way as `ratio`. Every round's connections are opened and warmed (one `GET /healthz`
-each) before its clock starts, and closed after it stops. Targets (issue 13): >= 20,000 SendGrid events/s; ratio >= 0.5; p99 <= 15 ms at 500
-requests/s.
+each) before its clock starts, and closed after it stops. Targets (issue 13): >= 20,000
+SendGrid events/s; ratio >= 0.5; p99 <= 15 ms at 500 requests/s.
 """
 
 from __future__ import annotations
