@@ -3,10 +3,10 @@ statuses, contract types and a fixed set of provider event kinds; never a prospe
 email address or a phone number.
 
 The three series every request touches (requests by status, events appended by type, the
-latency histogram) are plain numbers exported at scrape time (`Tally`, `Timings`): the
-client library's counters and histograms take a lock on every update (~0.5 µs per `inc`,
-~0.9 per `observe`), which the gateway, one thread answering ~10,000 requests a second, does
-not need. The rarer series stay the library's own.
+latency histogram) are plain numbers exported at scrape time (`PlainCounter`,
+`PlainHistogram`): the client library's counters and histograms take a lock on every update
+(~0.5 µs per `inc`, ~0.9 per `observe`), which the gateway, one thread answering ~10,000
+requests a second, does not need. The rarer series stay the library's own.
 """
 
 from bisect import bisect_left
@@ -33,7 +33,7 @@ class _Count:
         self.value += amount
 
 
-class Tally(Collector):
+class PlainCounter(Collector):
     """A labelled counter of plain numbers: `labels(...).inc()` as a `prometheus_client.Counter`,
     exposed as `<name>_total` per label set."""
 
@@ -69,7 +69,7 @@ class _Observed:
         self.sum += value
 
 
-class Timings(Collector):
+class PlainHistogram(Collector):
     """A labelled histogram of plain numbers: `labels(...).observe(s)` as a
     `prometheus_client.Histogram` with `buckets`, exposed the same way."""
 
@@ -102,17 +102,17 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.requests = Tally(
+        self.requests = PlainCounter(
             "touchflow_gateway_requests",
             "Requests answered, by provider and HTTP status",
             ["provider", "status"],
         )
-        self.appended = Tally(
+        self.appended = PlainCounter(
             "touchflow_gateway_events_appended",
             "Contract events appended to the event streams, by type",
             ["type"],
         )
-        self.latency = Timings(
+        self.latency = PlainHistogram(
             "touchflow_gateway_request_seconds",
             "From a request's arrival to its answer, by provider",
             ["provider"],

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from connectors.gateway_auth import PrimedHmac
-from connectors.gateway_metrics import _LATENCY_BUCKETS, Tally, Timings
+from connectors.gateway_metrics import _LATENCY_BUCKETS, PlainCounter, PlainHistogram
 
 
 @settings(max_examples=300, deadline=None)
@@ -48,15 +48,15 @@ def test_plain_metrics_expose_what_the_client_library_would(
     histogram = Histogram(
         "t_seconds", "doc", ["provider"], buckets=_LATENCY_BUCKETS, registry=library
     )
-    tally = Tally("t_requests", "doc", ["provider", "status"])
-    timings = Timings("t_seconds", "doc", ["provider"], _LATENCY_BUCKETS)
-    plain.register(tally)
-    plain.register(timings)
+    counter_plain = PlainCounter("t_requests", "doc", ["provider", "status"])
+    histogram_plain = PlainHistogram("t_seconds", "doc", ["provider"], _LATENCY_BUCKETS)
+    plain.register(counter_plain)
+    plain.register(histogram_plain)
     for provider, status, seconds in requests:
         counter.labels(provider, status).inc()
-        tally.labels(provider, status).inc()
+        counter_plain.labels(provider, status).inc()
         histogram.labels(provider).observe(seconds)
-        timings.labels(provider).observe(seconds)
+        histogram_plain.labels(provider).observe(seconds)
     expected = [
         line
         for line in generate_latest(library).decode().splitlines()
