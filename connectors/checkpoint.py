@@ -18,7 +18,7 @@ from connectors.effects import Saved
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.retry import retrying
-from connectors.state_value import split
+from connectors.state_value import split, with_legacy_facts
 from operators.scorecard_facts import ProspectFacts, decode_facts
 from operators.state import ProspectState, decode_state
 
@@ -160,14 +160,11 @@ class StateStore:
 
     def _legacy_facts(self, read: dict[str, Saved | None]) -> None:
         """Facts of states written by a version that kept them in a key of their own."""
-        older = [p for p, saved in read.items() if saved is not None and saved.facts is None]
-        if older:
-            facts_key = self._keys.facts
-            found = self._load([facts_key(p) for p in older])
-            for prospect, facts in zip(older, found, strict=True):
-                saved = read[prospect]
-                if facts is not None and saved is not None:
-                    read[prospect] = saved._replace(facts=facts)
+        present = {prospect: saved for prospect, saved in read.items() if saved is not None}
+        for prospect, (state, facts) in with_legacy_facts(
+            present, self._load, self._keys.facts
+        ).items():
+            read[prospect] = Saved(state, facts)
 
     def _load(self, keys: list[str]) -> list[bytes | None]:
         values: list[bytes | None] = retrying(

@@ -28,7 +28,7 @@ from typing import Any, Final
 import redis
 
 from connectors.keys import Keys
-from connectors.state_value import split
+from connectors.state_value import split, with_legacy_facts
 from operators.events import CHANNELS
 from operators.policy import Policy
 from operators.scorecard_facts import (
@@ -157,12 +157,7 @@ def _decoded(
         for name, value in zip(names, client.mget(state_keys), strict=True)
         if value is not None
     }
-    older = [name for name, (_state, facts) in read.items() if facts is None]
-    legacy = (
-        dict(zip(older, client.mget([keys.facts(p) for p in older]), strict=True)) if older else {}
-    )
-    for name, (state, facts) in read.items():
-        facts = facts if facts is not None else legacy.get(name)
+    for name, (state, facts) in with_legacy_facts(read, client.mget, keys.facts).items():
         yield (
             name,
             decode_state(state),

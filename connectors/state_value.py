@@ -20,6 +20,7 @@ extension is a state written with the scorecard off or by an older version, whos
 any, are in the old key (`connectors.checkpoint` and `connectors.scorecard_store` read it).
 """
 
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import msgspec
@@ -57,6 +58,22 @@ def split(value: bytes) -> tuple[bytes, bytes | None]:
     count, start = _array_header(value)
     state = _header(count - 1) + value[start : len(value) - len(last)]
     return state, bytes(ext.data)
+
+
+def with_legacy_facts(
+    read: Mapping[str, tuple[bytes, bytes | None]],
+    load: Callable[[list[str]], list[bytes | None]],
+    facts_key: Callable[[str], str],
+) -> dict[str, tuple[bytes, bytes | None]]:
+    """`read` (each prospect's state and facts, `split` from its value) with the facts of the
+    states that hold none taken from the key a version before kept them in (`facts_key`),
+    read with one `load` for those states alone; still None where that key is gone too."""
+    older = [prospect for prospect, (_state, facts) in read.items() if facts is None]
+    found = dict(zip(older, load([facts_key(p) for p in older]), strict=True)) if older else {}
+    return {
+        prospect: (state, facts if facts is not None else found[prospect])
+        for prospect, (state, facts) in read.items()
+    }
 
 
 # fixext 1/2/4/8/16, ext 8/16/32
