@@ -18,7 +18,7 @@ from connectors.effects import Saved
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.retry import retrying
-from connectors.state_value import split, with_legacy_facts
+from connectors.state_value import legacy_facts, split
 from operators.scorecard_facts import ProspectFacts, decode_facts
 from operators.state import ProspectState, decode_state
 
@@ -160,11 +160,10 @@ class StateStore:
 
     def _legacy_facts(self, read: dict[str, Saved | None]) -> None:
         """Facts of states written by a version that kept them in a key of their own."""
-        present = {prospect: saved for prospect, saved in read.items() if saved is not None}
-        for prospect, (state, facts) in with_legacy_facts(
-            present, self._load, self._keys.facts
-        ).items():
-            read[prospect] = Saved(state, facts)
+        for prospect, facts in legacy_facts(read, self._load, self._keys.facts).items():
+            saved = read[prospect]
+            if saved is not None:
+                read[prospect] = saved._replace(facts=facts)
 
     def _load(self, keys: list[str]) -> list[bytes | None]:
         values: list[bytes | None] = retrying(

@@ -28,7 +28,7 @@ from typing import Any, Final
 import redis
 
 from connectors.keys import Keys
-from connectors.state_value import split, with_legacy_facts
+from connectors.state_value import legacy_facts, split
 from operators.events import CHANNELS
 from operators.policy import Policy
 from operators.scorecard_facts import (
@@ -157,7 +157,9 @@ def _decoded(
         for name, value in zip(names, client.mget(state_keys), strict=True)
         if value is not None
     }
-    for name, (state, facts) in with_legacy_facts(read, client.mget, keys.facts).items():
+    older = legacy_facts(read, client.mget, keys.facts)
+    for name, (state, facts) in read.items():
+        facts = facts if facts is not None else older.get(name)
         yield (
             name,
             decode_state(state),

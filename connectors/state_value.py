@@ -60,20 +60,19 @@ def split(value: bytes) -> tuple[bytes, bytes | None]:
     return state, bytes(ext.data)
 
 
-def with_legacy_facts(
-    read: Mapping[str, tuple[bytes, bytes | None]],
+def legacy_facts(
+    read: Mapping[str, tuple[bytes, bytes | None] | None],
     load: Callable[[list[str]], list[bytes | None]],
     facts_key: Callable[[str], str],
-) -> dict[str, tuple[bytes, bytes | None]]:
-    """`read` (each prospect's state and facts, `split` from its value) with the facts of the
-    states that hold none taken from the key a version before kept them in (`facts_key`),
-    read with one `load` for those states alone; still None where that key is gone too."""
-    older = [prospect for prospect, (_state, facts) in read.items() if facts is None]
-    found = dict(zip(older, load([facts_key(p) for p in older]), strict=True)) if older else {}
-    return {
-        prospect: (state, facts if facts is not None else found[prospect])
-        for prospect, (state, facts) in read.items()
-    }
+) -> dict[str, bytes]:
+    """The facts of the states in `read` (each `split` from its value; None: no state) that
+    hold none, from the key a version before kept them in (`facts_key`), read with one `load`
+    for those states alone; only those found."""
+    older = [p for p, saved in read.items() if saved is not None and saved[1] is None]
+    if not older:
+        return {}
+    found = zip(older, load([facts_key(p) for p in older]), strict=True)
+    return {prospect: facts for prospect, facts in found if facts is not None}
 
 
 # fixext 1/2/4/8/16, ext 8/16/32
