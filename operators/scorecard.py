@@ -29,7 +29,6 @@ event whose handler changes nothing returns False. Only events and outputs the t
 the facts' clock (the latest touch or conversion), so a page view changes nothing at all.
 """
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -74,6 +73,7 @@ from operators.scorecard_facts import (
     ProspectFacts,
     Recent,
     Touch,
+    count,
     counts_from,
     touch_key,
 )
@@ -141,7 +141,7 @@ class Tally:
         fields = self.book.fields
         if not fields:
             return None
-        self.book.fields = defaultdict(int)
+        self.book.fields = {}
         return fields
 
     def event(self, f: ProspectFacts, event: ev.Event, ts: int) -> None:
@@ -185,17 +185,19 @@ class Tally:
             if len(f.decisions) > LAST_DECISIONS:
                 del f.decisions[0]
         if rule is not None and verdict != "sent":
-            c[self.names.rule(rule)[HELD_DEFERRED if verdict == "deferred" else HELD_BLOCKED]] += 1
+            field = self.names.rule(rule)[HELD_DEFERRED if verdict == "deferred" else HELD_BLOCKED]
+            c[field] = c.get(field, 0) + 1
         reason = d.reason
         if reason.startswith("request:"):
-            c[self.names.campaign(reason[8:])[_VERDICT_INDEX[verdict]]] += 1
+            field = self.names.campaign(reason[8:])[_VERDICT_INDEX[verdict]]
+            c[field] = c.get(field, 0) + 1
         elif reason.startswith("sequence:") and verdict != "deferred":
             if rule is not None and rule in _NOT_COMPLETION:
                 return
             head, _, step = reason.rpartition(":")
             name = head[9:]
             if self.steps.get(name) == int(step) and f.sequences and name in f.sequences:
-                c[self.names.sequence(name)[COMPLETED]] += 1
+                count(c, self.names.sequence(name)[COMPLETED], 1)
                 _discard(f, name)
 
     # -- events (each returns False when it left the facts as they were) -----------------------
@@ -245,10 +247,11 @@ class Tally:
         if e.sentiment == "out_of_office":
             return False
         c = self.book.fields
-        c[REPLIES_AT[ch]] += 1
-        c[self.names.day(ts)[N_CHANNELS + ch]] += 1
+        c[REPLIES_AT[ch]] = c.get(REPLIES_AT[ch], 0) + 1
+        field = self.names.day(ts)[N_CHANNELS + ch]
+        c[field] = c.get(field, 0) + 1
         for name in f.sequences or ():
-            c[self.names.sequence(name)[EXITED_BY_REPLY]] += 1
+            count(c, self.names.sequence(name)[EXITED_BY_REPLY], 1)
         ended = _end_sequences(f)
         if f.flags & REPLIED and ts >= f.first_reply_ts:
             return ended
@@ -282,7 +285,7 @@ class Tally:
         return self._stopped(f)
 
     def _complaint(self, f: ProspectFacts, e: ev.Complaint, ts: int) -> bool:
-        self.book.fields["complaints"] += 1
+        count(self.book.fields, "complaints", 1)
         return _end_sequences(f)
 
     def _meeting_booked(self, f: ProspectFacts, e: ev.MeetingBooked, ts: int) -> bool:
@@ -305,7 +308,7 @@ class Tally:
         if f.sequences and name in f.sequences:
             return False  # already running: the engine changes nothing
         f.sequences = [*(f.sequences or ()), name]
-        self.book.fields[self.names.sequence(name)[ENROLLED]] += 1
+        count(self.book.fields, self.names.sequence(name)[ENROLLED], 1)
         return True
 
     def _unenroll(self, f: ProspectFacts, e: ev.Unenroll, ts: int) -> bool:
@@ -317,7 +320,9 @@ class Tally:
         return False
 
     def _touch_request(self, f: ProspectFacts, e: ev.TouchRequest, ts: int) -> bool:
-        self.book.fields[self.names.campaign(e.campaign)[REQUESTED]] += 1
+        field = self.names.campaign(e.campaign)[REQUESTED]
+        c = self.book.fields
+        c[field] = c.get(field, 0) + 1
         return False  # counted only; the decision about it is an output
 
     def _profile(self, f: ProspectFacts, e: ev.Profile, ts: int) -> bool:
@@ -337,14 +342,14 @@ class Tally:
         bit = 1 << ch
         if not f.opted & bit:
             f.opted |= bit
-            self.book.fields[OPT_OUTS_AT[ch]] += 1
+            count(self.book.fields, OPT_OUTS_AT[ch], 1)
 
     def _stopped(self, f: ProspectFacts) -> bool:
         ended = _end_sequences(f)
         if f.flags & STOPPED:
             return ended
         f.flags |= STOPPED
-        self.book.fields["stopped"] += 1
+        count(self.book.fields, "stopped", 1)
         return True
 
 

@@ -188,6 +188,14 @@ class FieldNames:
         return names
 
 
+def count(fields: Fields, name: str, n: int) -> None:
+    """Add `n` to one field. `Fields` is a plain dict, not a `defaultdict`: a live batch counts
+    into a fresh one, and a `defaultdict`'s first `+=` of a name (its `__missing__`, then two
+    stores) cost twice `fields.get(name, 0) + n`; the tally's busiest counts are written out
+    inline that way, the rest call this."""
+    fields[name] = fields.get(name, 0) + n
+
+
 def add_fields(total: Fields, delta: Fields) -> None:
     """Add `delta` into `total`, in place."""
     get = total.get

@@ -12,7 +12,6 @@ Each method says whether it changed the prospect's facts, where it may not have 
 live flow re-encodes only facts that changed (`dataflows.live_logic`).
 """
 
-from collections import defaultdict
 from typing import Final
 
 from operators.scorecard_facts import (
@@ -31,21 +30,50 @@ from operators.scorecard_facts import (
     TOUCHED,
     Conversion,
     FieldNames,
+    Fields,
     ProspectFacts,
     Touch,
+    count,
     touch_key,
     zeros,
 )
 from operators.timeutil import DAY_MS
 
-# (touched, replied, channels touched, touches before the first reply)
-_Shape = tuple[int, int, int, int]
 
-
-def shape(f: ProspectFacts) -> _Shape:
+def shape(f: ProspectFacts) -> int:
+    """What the distinct-prospect counts see of a prospect, as one int (compared and stored
+    per touch, so no tuple): its class (`_CLASSES`: replied or not, touched on 0, 1 or 2+
+    channels) and, once it replied, its touches before the first reply (`divmod(shape, 6)`
+    gives them back: (touches before the reply, class))."""
     t = f.touches
     channels = len(t) - t.count(0) if t else 0
-    return (1 if channels else 0, f.flags & REPLIED, channels, f.to_reply)
+    if f.flags & REPLIED:
+        return f.to_reply * 6 + 3 + (channels if channels < 2 else 2)
+    return channels if channels < 2 else 2
+
+
+def _class_fields(touched_on: int, replied: int) -> dict[str, int]:
+    """The distinct-prospect fields a prospect of one class counts in (1 or 0)."""
+    multi, single = int(touched_on == 2), int(touched_on == 1)
+    return {
+        "prospects_touched": int(touched_on > 0),
+        "prospects_replied": replied,
+        "multi_touched": multi,
+        "multi_replied": multi & replied,
+        "single_touched": single,
+        "single_replied": single & replied,
+    }
+
+
+# For each pair of classes (before, after): the fields that change, and by how much.
+_CLASSES: Final = [_class_fields(code % 3, code // 3) for code in range(6)]
+_MOVES: Final = tuple(
+    tuple(
+        tuple((name, after[name] - before[name]) for name in before if after[name] != before[name])
+        for after in _CLASSES
+    )
+    for before in _CLASSES
+)
 
 
 class TouchBook:
@@ -53,7 +81,7 @@ class TouchBook:
     `fields` (the tally's current ones: `Tally.take` swaps them)."""
 
     def __init__(self, names: FieldNames, *, ledger_days: int, ledger_max: int) -> None:
-        self.fields: defaultdict[str, int] = defaultdict(int)
+        self.fields: Fields = {}
         self.names = names
         self._ledger_ms = ledger_days * DAY_MS
         self._ledger_max = ledger_max
@@ -76,8 +104,9 @@ class TouchBook:
                 f.last_touch = ts
         touches[ch] += 1
         c = self.fields
-        c[TOUCHED[ch]] += 1
-        c[self.names.day(ts)[ch]] += 1
+        c[TOUCHED[ch]] = c.get(TOUCHED[ch], 0) + 1
+        field = self.names.day(ts)[ch]
+        c[field] = c.get(field, 0) + 1
         if early:
             f.to_reply += 1
         ledger = f.ledger
@@ -101,8 +130,8 @@ class TouchBook:
         assert f.touches is not None  # the entry was counted
         f.touches[t.channel] -= 1
         c = self.fields
-        c[TOUCHED[t.channel]] -= 1
-        c[self.names.day(t.ts)[t.channel]] -= 1
+        count(c, TOUCHED[t.channel], -1)
+        count(c, self.names.day(t.ts)[t.channel], -1)
         if f.flags & REPLIED and t.ts < f.first_reply_ts:
             f.to_reply -= 1
         if t.ts in (f.first_touch, f.last_touch):
@@ -125,15 +154,15 @@ class TouchBook:
             assert f.touches is not None
             f.touches[old] -= 1
             f.touches[ch] += 1
-            c[TOUCHED[old]] -= 1
-            c[TOUCHED[ch]] += 1
+            count(c, TOUCHED[old], -1)
+            count(c, TOUCHED[ch], 1)
             day = self.names.day(t.ts)
-            c[day[old]] -= 1
-            c[day[ch]] += 1
+            count(c, day[old], -1)
+            count(c, day[ch], 1)
         for mark, names in _MARKS:
             if t.marks & mark:
-                c[names[old]] -= 1
-                c[names[ch]] += 1
+                count(c, names[old], -1)
+                count(c, names[ch], 1)
         t.channel = ch
         if f.conversions:
             self.recredit(f)
@@ -150,7 +179,8 @@ class TouchBook:
         if entry is None or entry.marks & mark:
             return False
         entry.marks |= mark
-        self.fields[names[entry.channel]] += 1
+        field = names[entry.channel]
+        self.fields[field] = self.fields.get(field, 0) + 1
         return True
 
     def prune(self, f: ProspectFacts) -> None:
@@ -172,7 +202,7 @@ class TouchBook:
             f.clock = ts
         ch = credit(f.ledger, ts)
         if ch != NONE:
-            self.fields[CONVERSIONS_AT[ch]] += 1
+            count(self.fields, CONVERSIONS_AT[ch], 1)
         f.conversions = [*(f.conversions or ()), Conversion(ts, ch)]
         self.prune(f)
 
@@ -183,39 +213,26 @@ class TouchBook:
             ch = credit(f.ledger, conv.ts)
             if ch != conv.channel:
                 if conv.channel != NONE:
-                    c[CONVERSIONS_AT[conv.channel]] -= 1
+                    count(c, CONVERSIONS_AT[conv.channel], -1)
                 if ch != NONE:
-                    c[CONVERSIONS_AT[ch]] += 1
+                    count(c, CONVERSIONS_AT[ch], 1)
                 conv.channel = ch
 
     # -- distinct prospects -----------------------------------------------------------------------
 
-    def reshaped(self, before: _Shape, after: _Shape) -> None:
+    def reshaped(self, before: int, after: int) -> None:
+        """Count the difference a prospect's change of `shape` makes (only what changes is
+        counted: a batch's fields stay sparse)."""
         if before == after:
             return
-        t0, r0, k0, q0 = before
-        t1, r1, k1, q1 = after
-        c = self.fields  # only what changes is counted: a batch's fields stay sparse
-        if t1 != t0:
-            c["prospects_touched"] += t1 - t0
-        replied0, replied1 = r0 > 0, r1 > 0
-        if replied1 != replied0:
-            c["prospects_replied"] += replied1 - replied0
-        n = (q1 if r1 else 0) - (q0 if r0 else 0)
-        if n:
-            c["touches_to_reply"] += n
-        multi0, multi1 = k0 >= 2, k1 >= 2
-        if multi1 != multi0:
-            c["multi_touched"] += multi1 - multi0
-        n = (multi1 and replied1) - (multi0 and replied0)
-        if n:
-            c["multi_replied"] += n
-        single0, single1 = k0 == 1, k1 == 1
-        if single1 != single0:
-            c["single_touched"] += single1 - single0
-        n = (single1 and replied1) - (single0 and replied0)
-        if n:
-            c["single_replied"] += n
+        q0, k0 = divmod(before, 6)
+        q1, k1 = divmod(after, 6)
+        c = self.fields
+        if q1 != q0:
+            c["touches_to_reply"] = c.get("touches_to_reply", 0) + q1 - q0
+        if k1 != k0:
+            for name, n in _MOVES[k0][k1]:
+                c[name] = c.get(name, 0) + n
 
 
 _MARKS: Final = ((DELIVERED, DELIVERED_AT), (OPENED, OPENED_AT), (ANSWERED, ANSWERED_AT))
