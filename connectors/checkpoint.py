@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import redis
 
-from connectors.effects import Saved
+from connectors.effects import Saved, TakenFacts
 from connectors.keys import Keys
 from connectors.metrics import Metrics
 from connectors.retry import retrying
@@ -72,7 +72,7 @@ class StateStore:
         self._taken: set[str] = set()
         self._saved = saved if saved is not None else _state_only(unwritten)
         self._facts = facts
-        self._taken_facts: dict[str, ProspectFacts] = {}
+        self._taken_facts: dict[str, TakenFacts] = {}
 
     def forget(self, prospect: str) -> None:
         """The prospect left the worker: its next input loads (or prefetches) its state again."""
@@ -113,16 +113,17 @@ class StateStore:
         try:
             state = decode_state(data.state)
             if self._facts and data.facts is not None:  # (off: nobody takes them)
-                self._taken_facts[prospect] = decode_facts(data.facts)
+                facts = decode_facts(data.facts)
+                self._taken_facts[prospect] = TakenFacts(facts, data.facts)
         except msgspec.DecodeError as exc:
             msg = f"checkpoint {self._keys.state(prospect)} is unreadable: {exc}"
             raise RuntimeError(msg) from exc
         return state
 
-    def take_facts(self, prospect: str) -> ProspectFacts:
-        """The facts that came with the state `take` just returned (empty facts for a new
-        prospect, or a state written before the scorecard)."""
-        return self._taken_facts.pop(prospect, None) or ProspectFacts()
+    def take_facts(self, prospect: str) -> TakenFacts:
+        """The facts that came with the state `take` just returned, and their bytes (empty
+        facts and no bytes for a new prospect, or a state written before the scorecard)."""
+        return self._taken_facts.pop(prospect, None) or TakenFacts(ProspectFacts())
 
     def _load_requested(self, prospect: str) -> None:
         taken, loaded = self._taken, self._loaded

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from operators.engine import Out
 from operators.records import DeadLetter
-from operators.scorecard_facts import Fields, add_fields
+from operators.scorecard_facts import Fields, ProspectFacts, add_fields
 
 # Where an input came from, to acknowledge it once its effects are durable: (shard, entry id).
 Ack = tuple[int, bytes]
@@ -44,6 +44,15 @@ class Saved(NamedTuple):
 
     state: bytes
     facts: bytes | None
+
+
+class TakenFacts(NamedTuple):
+    """A prospect's facts as loaded with its state, and the bytes they were read from (None: it
+    had none): a batch that leaves them as they were writes those bytes back, with no encoding
+    on the worker's path."""
+
+    facts: ProspectFacts
+    encoded: bytes | None = None
 
 
 class Dirty:

@@ -14,7 +14,7 @@ from typing import Final, NamedTuple, Protocol
 
 from bytewax.operators import StatefulBatchLogic
 
-from connectors.effects import Ack, Effects, LiveFailure, LiveOutput
+from connectors.effects import Ack, Effects, LiveFailure, LiveOutput, TakenFacts
 from operators.engine import Engine, Out
 from operators.events import Event, Profile
 from operators.isolation import apply_isolated, fire_due_isolated
@@ -62,8 +62,8 @@ class StateLoader(Protocol):
 
     def forget(self, prospect: str) -> None: ...
 
-    def take_facts(self, prospect: str) -> ProspectFacts:
-        """The scorecard facts loaded with the state `take` just returned."""
+    def take_facts(self, prospect: str) -> TakenFacts:
+        """The scorecard facts loaded with the state `take` just returned, with their bytes."""
         ...
 
 
@@ -94,7 +94,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         self.tally = tally  # None: `streams.scorecard` is off, no counting
         self.state: ProspectState | None = None
         self.facts: ProspectFacts | None = None
-        self.encoded: bytes | None = None  # `facts` as last encoded (None: not yet)
+        self.encoded: bytes | None = None  # `facts` as loaded or last encoded (None: neither)
         self.held: list[LiveInput] = []
         self.prospect = ""
 
@@ -144,7 +144,7 @@ class LiveProspectLogic(StatefulBatchLogic[LiveInput, LiveOutput, None]):
         state = self.loader.take(self.prospect) or ProspectState(prospect=self.prospect)
         self.state = state
         if self.tally is not None:
-            self.facts = self.loader.take_facts(self.prospect)
+            self.facts, self.encoded = self.loader.take_facts(self.prospect)
         return state
 
     def _apply(self, state: ProspectState, values: list[LiveInput]) -> tuple[LiveOutput, ...]:

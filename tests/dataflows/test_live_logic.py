@@ -16,7 +16,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.effects import Effects
+from connectors.effects import Effects, TakenFacts
 from dataflows.live_logic import LiveInput, LiveProspectLogic, Wake
 from operators.engine import Engine
 from operators.events import Event, decode_event
@@ -69,9 +69,13 @@ class DictLoader:
     def forget(self, prospect: str) -> None:
         return None
 
-    def take_facts(self, prospect: str) -> ProspectFacts:
+    def take_facts(self, prospect: str) -> TakenFacts:
         data = self.facts.get(prospect)
-        return decode_facts(data) if data is not None else ProspectFacts()
+        return (
+            TakenFacts(decode_facts(data), data)
+            if data is not None
+            else TakenFacts(ProspectFacts())
+        )
 
 
 def decoded(docs: list[dict[str, Any]]) -> list[Event]:

@@ -178,6 +178,16 @@ def test_a_batch_that_changes_no_facts_hands_them_over_unencoded_again() -> None
     assert isinstance(second, Effects)
     assert first.facts == encode_facts(stored)
     assert second.facts is first.facts, "unchanged: not encoded again"
+    # Facts as an older version wrote them (fewer fields: they decode the same, but encode to
+    # other bytes): a batch that leaves them as they were writes the loaded bytes back, not
+    # an encoding of its own.
+    older = b"\x93\xc0\xc0\x01"  # [touches, ledger, flags] only
+    assert older != encode_facts(stored)
+    assert decode_facts(older) == stored
+    logic = LiveProspectLogic(ENGINE, DictLoader({}, frozenset({"p"}), {"p": older}), Tally(POLICY))
+    (fx,) = logic.on_batch([(events[0], (0, b"1772463900000-0"))])[0]
+    assert isinstance(fx, Effects)
+    assert fx.facts is older
 
 
 class _BrokenTally(Tally):

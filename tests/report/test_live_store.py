@@ -223,10 +223,10 @@ def test_states_load_with_their_facts_and_old_states_with_empty_facts(
             state = store.take(name)
             assert state is not None
             assert state.seq == seq
-            facts = store.take_facts(name)
+            facts, _encoded = store.take_facts(name)
             assert (facts.touches[0] if facts.touches else None) == touches, name
         assert store.take("nobody") is None
-        assert store.take_facts("nobody") == ProspectFacts()
+        assert store.take_facts("nobody") == (ProspectFacts(), None)
         found = [(p, f.touches) for p, f, _s in prospects(redis_client, KEYS)]
         assert sorted(found, key=str) == sorted(
             [
@@ -303,7 +303,7 @@ def test_a_prospect_that_comes_back_loads_its_newest_state_and_facts(
             state = store.take(name)
             assert state is not None
             assert state.seq == seq
-            assert store.take_facts(name) == facts
+            assert store.take_facts(name).facts == facts
         with part._lock:
             part._writing = {}
         part._put_back(writing)  # that checkpoint failed: b's newest stays on top
