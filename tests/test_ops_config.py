@@ -567,6 +567,18 @@ def test_the_dashboard_imports_anywhere() -> None:
         assert wanted in rows, f"no {wanted} row in {rows}"
 
 
+def test_scorecard_panels_do_not_add_up_processes() -> None:
+    """Every process that serves metrics exports the deployment's whole scorecard (read from
+    the one live hash, `connectors.scorecard_metrics`): with two workers, a `sum` across them
+    would show every count twice. The panels take one process's value (`max`)."""
+    for where, expr in dashboard_queries(load_dashboard()):
+        if "touchflow_scorecard_" not in expr:
+            continue
+        assert "sum" not in expr, f"{where} adds up processes: {expr}"
+        uses = len(re.findall(r"touchflow_scorecard_\w+", expr))
+        assert len(re.findall(r"\bmax by \(channel\) \(", expr)) == uses, f"{where}: {expr}"
+
+
 def test_every_alert_says_how_bad_and_what_to_look_at() -> None:
     """An alert pages someone: it must wait out blips (`for`), say how urgent it is (`severity`,
     which routing keys on) and tell the operator what happened and where to look."""
