@@ -16,7 +16,6 @@ No secret reaches a log line, an error or a metric: checks report only `missing`
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from functools import partial
 from typing import Final, NamedTuple
 
@@ -36,7 +35,7 @@ from connectors.spool import SpoolError
 from operators.events import event_type
 from operators.intake import EventReader
 from operators.providers import calendly, intercom, mailgun, postmark, segment, sendgrid, twilio
-from operators.providers.common import Mapped, NotProviderFormatError, event_json
+from operators.providers.common import Mapped, NotProviderFormatError, arrival, event_json
 from operators.providers.config import GatewayConfig
 from operators.providers.first_party import split_events
 
@@ -209,9 +208,12 @@ class Gateway:
             prepared = batch_of(provider, prepared)
         for kind in skipped:
             self._metrics.ignored.labels(provider, kind).inc()
-        outcome = await self._commit(prepared)
-        if outcome is None:
+        try:  # `_commit`, written out: a level of coroutine less for every request
+            outcome = await self._store.commit(prepared)
+        except SpoolError:
             return _text(503, "cannot store the request now; retry")
+        if outcome.spooled:
+            self._metrics.spooled.inc()
         if endpoint.twiml:
             return _TWIML_ANSWER
         counts: dict[str, object] = {
@@ -261,7 +263,7 @@ class Gateway:
     def _sendgrid_hook(self, request: Incoming, body: bytes, key: str, now: float) -> Mapped:
         assert self._sendgrid is not None  # built whenever the key is set
         _authentic(self._sendgrid.check(request.headers, body, now, self._max_age))
-        return sendgrid.map_body(body, _moment(now))
+        return sendgrid.map_body(body, arrival(now))
 
     def _twilio(self, request: Incoming, body: bytes, token: str) -> dict[str, str]:
         pairs = twilio.parse_form_pairs(body)
@@ -279,15 +281,15 @@ class Gateway:
         return params
 
     def _twilio_inbound(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
-        return twilio.map_inbound(self._twilio(request, body, token), _moment(now))
+        return twilio.map_inbound(self._twilio(request, body, token), arrival(now))
 
     def _twilio_status(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
         params = self._twilio(request, body, token)
-        return twilio.map_message_status(params, _query(request), _moment(now))
+        return twilio.map_message_status(params, _query(request), arrival(now))
 
     def _twilio_calls(self, request: Incoming, body: bytes, token: str, now: float) -> Mapped:
         params = self._twilio(request, body, token)
-        return twilio.map_call_status(params, _query(request), _moment(now))
+        return twilio.map_call_status(params, _query(request), arrival(now))
 
     def _mailgun(self, request: Incoming, body: bytes, key: str, now: float) -> Mapped:
         try:  # no JSON means no signature: the 401 comes before the 400
@@ -298,23 +300,23 @@ class Gateway:
         assert signature is not None
         ts, token, sig = signature
         _authentic(auth.mailgun(ts, token, sig, key, now, self._max_age))
-        return mailgun.map_payload(payload, _moment(now))
+        return mailgun.map_payload(payload, arrival(now))
 
     def _postmark(self, request: Incoming, body: bytes, credentials: str, now: float) -> Mapped:
         _authentic(auth.basic(request.headers, credentials))
-        return postmark.map_body(body, _moment(now))
+        return postmark.map_body(body, arrival(now))
 
     def _segment(self, request: Incoming, body: bytes, secret: str, now: float) -> Mapped:
         _authentic(auth.segment(request.headers, body, secret))
-        return segment.map_body(body, _moment(now), self._track)
+        return segment.map_body(body, arrival(now), self._track)
 
     def _calendly(self, request: Incoming, body: bytes, key: str, now: float) -> Mapped:
         _authentic(auth.calendly(request.headers, body, key, now, self._max_age))
-        return calendly.map_body(body, _moment(now))
+        return calendly.map_body(body, arrival(now))
 
     def _intercom(self, request: Incoming, body: bytes, secret: str, now: float) -> Mapped:
         _authentic(auth.intercom(request.headers, body, secret))
-        return intercom.map_body(body, _moment(now))
+        return intercom.map_body(body, arrival(now))
 
     def _public(self, request: Incoming) -> str:
         """The URL the provider called: `public_url` (a proxy's outside) + path + query."""
@@ -343,24 +345,25 @@ def batch_of(provider: str, mapped: Mapped) -> Batch:
     address (prospect left empty), dead letters for provider events that could not be read."""
     batch = Batch(provider)
     for draft in mapped.drafts:
+        # the event's `id` for the store, unless a field of the same name overrides it
+        known = "" if "id" in draft.fields else draft.id
         if draft.prospect is not None:
             event = event_json(draft, draft.prospect)
-            batch.ready.append(Ready(draft.prospect, draft.type, event))
+            batch.ready.append(Ready(draft.prospect, draft.type, event, known))
         elif draft.address is not None:
             event = event_json(draft, "")
             address = draft.address
-            batch.pending.append(Pending(address.kind, address.value, draft.type, event, draft.raw))
-    batch.dead.extend(Dead(bad.raw, bad.reason) for bad in mapped.unreadable)
+            batch.pending.append(
+                Pending(address.kind, address.value, draft.type, event, draft.raw, known)
+            )
+    if mapped.unreadable:
+        batch.dead.extend(Dead(bad.raw, bad.reason) for bad in mapped.unreadable)
     return batch
 
 
 def _authentic(check: auth.Check) -> None:
     if check != "ok":
         raise Refused(check)
-
-
-def _moment(now: float) -> datetime:
-    return datetime.fromtimestamp(now, UTC)
 
 
 _TWIML_ANSWER: Final = Answer(200, TWIML, "text/xml")

@@ -158,13 +158,20 @@ def _url_variants(url: str) -> tuple[str, str]:
     """`remove_port(urlparse(url))` and `add_port(urlparse(url))`, the SDK's own, computed once
     per URL before its query: only the host part differs between the two, and a callback's
     query (a prospect and a command id) is new for nearly every message. The query and fragment
-    are put back as `geturl()` puts them (empty ones dropped). URLs `urlsplit` would clean
-    (tabs, newlines, leading or trailing blanks) take the SDK's path whole."""
+    are put back as `geturl()` puts them (empty ones dropped); without a fragment, the query
+    is found and kept by `find` and slicing, not the regular expression and a rebuilt string
+    (~0.4 µs). URLs `urlsplit` would clean (tabs, newlines, leading or trailing blanks) take
+    the SDK's path whole."""
     if "\t" in url or "\r" in url or "\n" in url or url != url.strip():
         parsed = urlparse(url)
         return remove_port(parsed), add_port(parsed)
-    match = _QUERY_OR_FRAGMENT.search(url)
-    cut = match.start() if match is not None else len(url)
+    if "#" in url:
+        match = _QUERY_OR_FRAGMENT.search(url)
+        cut = match.start() if match is not None else len(url)
+    else:  # no fragment (a callback's URL): the query starts at the first '?', if any
+        cut = url.find("?")
+        if cut < 0:
+            cut = len(url)
     prefix = url[:cut]
     variants = _PREFIXES.get(prefix)
     if variants is None:
@@ -176,9 +183,10 @@ def _url_variants(url: str) -> tuple[str, str]:
     rest = url[cut:]
     if not rest:
         return variants
-    fragment = ""
-    if "#" in rest:
-        rest, fragment = rest.split("#", 1)
+    if "#" not in rest:  # `?query` as it is; a bare '?' is dropped
+        end = rest if len(rest) > 1 else ""
+        return variants[0] + end, variants[1] + end
+    rest, fragment = rest.split("#", 1)
     query = rest[1:]  # after the '?' (or empty: the URL had only a fragment)
     end = ("?" + query if query else "") + ("#" + fragment if fragment else "")
     return variants[0] + end, variants[1] + end

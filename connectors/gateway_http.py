@@ -14,6 +14,7 @@ sent yet (Starlette's error middleware does the same).
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, NamedTuple
 
+from msgspec import Struct
 from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,8 +27,9 @@ class Answer(NamedTuple):
     media_type: str
 
 
-class Incoming(NamedTuple):
-    """What an endpoint reads of a request besides its body."""
+class Incoming(Struct, frozen=True):
+    """What an endpoint reads of a request besides its body. (A Struct: one is made per
+    request, ~0.1 µs, where a NamedTuple's Python-level `__new__` takes ~0.3.)"""
 
     scope: Scope
     headers: Mapping[str, str]  # names lower-cased; of a repeated header, the first

@@ -59,9 +59,15 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     (`%26` is `&`, `%3D` is `=`) is unescaped whole, then split: splitting first and
     unescaping each part gives the same pairs, since an escape never spans a separator and a
     UTF-8 decoder starts afresh at every ASCII byte. Other text with escapes (non-ASCII, which
-    `unquote` treats run by run, or escaped separators) is read part by part."""
+    `unquote` treats run by run, or escaped separators) is read part by part. Text whose only
+    escapes are `%2B` (the `+` of every E.164 number a callback carries) is unescaped by two
+    replaces, without the checks and `unquote_to_bytes`' loop (~1 µs): each `%2B` is the one
+    byte `+`, an ASCII byte that splits no UTF-8 sequence and is no separator, whatever the rest
+    of the text is."""
     if "%" not in text:
         whole = text.replace("+", " ") if "+" in text else text
+    elif text.count("%") == text.count("%2B"):  # every `%` starts a `%2B` (they cannot overlap)
+        whole = text.replace("+", " ").replace("%2B", "+")
     elif text.isascii() and not _ESCAPED_SEPARATOR.search(text):
         whole = urllib.parse.unquote_to_bytes(text.replace("+", " ")).decode("utf-8", "replace")
     else:

@@ -1,9 +1,12 @@
 """The gateway's hand-made fast parts give exactly what the libraries they stand in for give:
-HMAC with primed pads (`hmac.new`), and the per-request metrics kept as plain numbers
-(`prometheus_client`'s Counter and Histogram, line for line in the exposition)."""
+HMAC with primed pads (`hmac.new`), the per-request metrics kept as plain numbers
+(`prometheus_client`'s Counter and Histogram, line for line in the exposition), and a request's
+arrival kept per millisecond (`datetime.fromtimestamp`, as `rfc3339` formats it)."""
 
 import hashlib
 import hmac
+import math
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from connectors.gateway_auth import PrimedHmac
 from connectors.gateway_metrics import _LATENCY_BUCKETS, PlainCounter, PlainHistogram
+from operators.providers.common import arrival, rfc3339
+from operators.timeutil import to_ms
 
 
 @settings(max_examples=300, deadline=None)
@@ -63,3 +68,37 @@ def test_plain_metrics_expose_what_the_client_library_would(
         if "_created" not in line  # the library's creation times: not kept here
     ]
     assert generate_latest(plain).decode().splitlines() == expected
+
+
+def _near(ms: int, offset_us: float, ulps: int) -> float:
+    """A float time `offset_us` from the start of millisecond `ms`, moved by `ulps` floats."""
+    t = ms / 1000 + offset_us / 1e6
+    for _ in range(abs(ulps)):
+        t = math.nextafter(t, math.inf if ulps > 0 else -math.inf)
+    return t
+
+
+# times in a few neighbouring milliseconds, most of them within microseconds of an edge (where
+# the rounding to microseconds moves a time into the next millisecond), in any order
+_TIMES = st.builds(
+    _near,
+    st.integers(1_700_000_000_000, 1_700_000_000_003),
+    st.one_of(
+        st.sampled_from([-2.5, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5]).flatmap(
+            lambda edge_us: st.sampled_from([edge_us, 1000 + edge_us])
+        ),
+        st.floats(0, 1000),
+    ),
+    st.integers(-3, 3),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_TIMES, min_size=1, max_size=30))
+def test_an_arrival_is_its_millisecond(times: list[float]) -> None:
+    for t in times:
+        exact = datetime.fromtimestamp(t, UTC)
+        moment = arrival(t)
+        assert to_ms(moment) == to_ms(exact)
+        assert moment == exact.replace(microsecond=exact.microsecond // 1000 * 1000)
+        assert rfc3339(moment) == rfc3339(exact)

@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis._parsers.encoders import Encoder
+from redis.connection import PythonRespSerializer
 
+from connectors.gateway_commit import _pack
 from connectors.gateway_store import Batch, Pending, Ready, Store, async_client
 from connectors.identity import index_profiles
 from connectors.spool import Spool
 from tests.gateway import harness as h
-
-pytestmark = pytest.mark.redis
 
 
 def _event(event_id: str, prospect: str) -> bytes:
@@ -36,6 +39,7 @@ def _store(url: str, tmp: Path) -> tuple[Store, list[int]]:
     return store, calls
 
 
+@pytest.mark.redis
 def test_concurrent_batches_share_calls_and_keep_their_own_counts(
     redis_test_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -61,6 +65,7 @@ def test_concurrent_batches_share_calls_and_keep_their_own_counts(
     assert sum(redis_client.xlen(s) for s in streams) == 40
 
 
+@pytest.mark.redis
 def test_a_stale_check_holds_back_no_other_batch(
     redis_test_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -110,6 +115,7 @@ def test_a_stale_check_holds_back_no_other_batch(
     assert redis_client.xlen(h.KEYS.dead) == 0
 
 
+@pytest.mark.redis
 def test_a_lost_connection_is_replaced_not_spooled(
     redis_test_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -135,3 +141,19 @@ def test_a_lost_connection_is_replaced_not_spooled(
     assert (second.appended, second.spooled) == (1, False)
     stream = redis_client.keys(f"{h.KEYS.prefix}:events:*")
     assert sum(redis_client.xlen(s) for s in stream) == 2
+
+
+_ARGS = st.one_of(
+    st.text(max_size=40),  # non-ASCII too: its UTF-8 length, not its length in characters
+    st.binary(max_size=40),
+    st.binary(min_size=1020, max_size=1030),  # around the largest length whose head is kept
+    st.integers(-(2**70), 2**70),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=6), st.lists(_ARGS, max_size=8))
+def test_a_call_is_packed_as_redis_py_packs_it(keys: list[str], argv: list[object]) -> None:
+    packer = PythonRespSerializer(1 << 30, Encoder("utf-8", "strict", False).encode)
+    expected = b"".join(packer.pack(b"EVALSHA", b"5ha", len(keys), *keys, *argv))
+    assert _pack(b"EVALSHA", b"5ha", keys, argv) == expected

@@ -39,3 +39,27 @@ def test_a_real_callback() -> None:
     ).encode()
     assert parse_form_pairs(body) == _reference(body)
     assert parse_form_pairs(body)[0] == ("Body", "Stop ✓ 100% & more")
+
+
+# `%2B` next to what could make a wrong unescape of it show: a `+` (a space, unlike `%2B`), bare
+# `%` and `2B` around it, the lower-case escape, and non-ASCII text (the `%2B`-only fast path
+# does not look at the rest of the text)
+_PLUS_PIECES = st.sampled_from(
+    [b"%2B", b"%2B", b"+", b"%", b"2B", b"%2b", b"B", b"=", b"&", b"a", b"\xc3\xa9", b"\xff",
+     b"%C3%A9", b"%20"]
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_PLUS_PIECES, max_size=16).map(b"".join))
+def test_plus_escapes_as_parse_qsl_reads_them(body: bytes) -> None:
+    assert parse_form_pairs(body) == _reference(body)
+    text = body.decode("latin-1")
+    assert parse_pairs(text) == urllib.parse.parse_qsl(text, keep_blank_values=True)
+
+
+def test_a_callback_of_numbers() -> None:
+    """Phone numbers only (the usual Twilio form): `%2B` is `+`, a `+` is a space."""
+    body = b"To=%2B14155550111&From=%2B14155550100&Body=a+b%2B&x=%2B%2B"
+    assert parse_form_pairs(body) == _reference(body)
+    assert parse_form_pairs(body)[2] == ("Body", "a b+")
