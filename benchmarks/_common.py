@@ -80,6 +80,24 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_ticks() -> tuple[float, float]:
+    """(steal, all) clock ticks of every core since boot, from /proc/stat (zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return (fields[7] if len(fields) > 7 else 0.0), sum(fields[:8])
+
+
+def steal_pct(start: tuple[float, float], end: tuple[float, float]) -> float:
+    """The share (%) of all cores' time the hypervisor gave other guests between two
+    `cpu_ticks`: on a shared VM, what moves figures most besides the code."""
+    total = end[1] - start[1]
+    return round(100 * (end[0] - start[0]) / total, 1) if total else 0.0
+
+
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process image: VmHWM from /proc/self/status.
 

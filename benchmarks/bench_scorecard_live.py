@@ -53,7 +53,7 @@ import _common
 import redis
 from live_harness import DEFAULT_CONFIG
 from live_harness.phases import PIPELINE
-from live_harness.process import Flow, cpu_ticks, pid_cpu_s, py_spy
+from live_harness.process import Flow, pid_cpu_s, py_spy
 from live_harness.publish import Streams, encode, make_mix, now_ms
 
 from connectors.keys import Keys
@@ -148,7 +148,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for n, side in enumerate(SIDES):
             if args.warmup:
                 drain_round(streams[side], flows[side], make_mix(args.warmup, f"w{n}-", 4, n))
-        steal0 = cpu_ticks()
+        steal0 = _common.cpu_ticks()
         with py_spy(args.py_spy, flows[args.py_spy_side].proc.pid, args.py_spy_rate):
             for n, side in enumerate(order):
                 mix = make_mix(args.backlog, f"r{n}-", 4, args.seed + n)
@@ -156,7 +156,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rounds[side].append(one)
                 if not args.json:
                     print(f"{side:>3}: {one['rate']:,.0f} events/s", file=sys.stderr)
-        steal1 = cpu_ticks()
+        steal1 = _common.cpu_ticks()
         facts = sum(
             1
             for key in r.scan_iter(match="on:state:*", count=1000)
@@ -176,7 +176,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     on, off = _common.median(rates["on"]), _common.median(rates["off"])
     paired = [100 * (1 - a / b) for a, b in zip(rates["on"], rates["off"], strict=True)]
     cpu_on, cpu_off = _common.median(cpu["on"]), _common.median(cpu["off"])
-    total = steal1[1] - steal0[1]
     return {
         "benchmark": "bench_scorecard_live",
         "backlog": args.backlog,
@@ -199,7 +198,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {
             **_common.machine(),
             "load_avg_1m_at_start": load_at_start,
-            "steal_pct": round(100 * (steal1[0] - steal0[0]) / total, 1) if total else 0.0,
+            "steal_pct": _common.steal_pct(steal0, steal1),
         },
     }
 

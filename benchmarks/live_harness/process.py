@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 import _common
+from _common import cpu_ticks
 
 from live_harness.publish import Streams
 
@@ -146,17 +147,6 @@ class CpuMeter:
         }
         steal, total = end[4] - self.start[4], end[5] - self.start[5]
         return used | {"machine_steal": round(100 * steal / total, 1) if total else 0.0}
-
-
-def cpu_ticks() -> tuple[float, float]:
-    """(steal, all) clock ticks of every core since boot, from /proc/stat (zeros elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-    return (fields[7] if len(fields) > 7 else 0.0), sum(fields[:8])
 
 
 # -- py-spy ---------------------------------------------------------------------------------------
