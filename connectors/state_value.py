@@ -34,10 +34,12 @@ _ITEMS: Final = msgspec.msgpack.Decoder(list[msgspec.Raw])
 def join(state: bytes, facts: bytes) -> bytes:
     """The value holding `state` (an encoded MessagePack array) with `facts` appended."""
     size = len(facts)
-    if state[0] == 0xDC and size <= 0xFF and state[1:3] != b"\xff\xff":  # the usual case, spelled
-        count = (state[1] << 8 | state[2]) + 1  # out: it runs once per state written
-        head = b"\xdc" + count.to_bytes(2, "big")
-        return b"".join((head, state[3:], bytes((0xC7, size, FACTS_EXT)), facts))
+    if state[0] == 0xDC and not state[1] and size <= 0xFFFF:  # the usual case, spelled out
+        # (it runs once per state written): an array16 of under 255 elements, its count and
+        # the ext header looked up, the state's elements not copied before the one join
+        head = _ARRAY16[state[2] + 1]
+        ext = _EXT8[size] if size <= 0xFF else b"\xc8" + size.to_bytes(2, "big") + _EXT_CODE
+        return b"".join((head, memoryview(state)[3:], ext, facts))
     count, start = _array_header(state)
     return b"".join((_header(count + 1), state[start:], _ext_header(len(facts)), facts))
 
@@ -74,6 +76,10 @@ def legacy_facts(
     found = zip(older, load([facts_key(p) for p in older]), strict=True)
     return {prospect: facts for prospect, facts in found if facts is not None}
 
+
+_EXT_CODE: Final = bytes((FACTS_EXT,))
+_ARRAY16: Final = tuple(b"\xdc" + n.to_bytes(2, "big") for n in range(257))  # array16 heads
+_EXT8: Final = tuple(bytes((0xC7, n, FACTS_EXT)) for n in range(256))  # ext 8 heads
 
 # fixext 1/2/4/8/16, ext 8/16/32
 _EXT_HEADS: Final = frozenset({0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xC7, 0xC8, 0xC9})
