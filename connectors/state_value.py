@@ -35,7 +35,7 @@ def join(state: bytes, facts: bytes) -> bytes:
     """The value holding `state` (an encoded MessagePack array) with `facts` appended."""
     size = len(facts)
     if state[0] == 0xDC and not state[1] and size <= 0xFFFF:  # the usual case, spelled out
-        # (it runs once per state written): an array16 of under 255 elements, its count and
+        # (it runs once per state written): an array16 of at most 255 elements, its count and
         # the ext header looked up, the state's elements not copied before the one join
         head = _ARRAY16[state[2] + 1]
         ext = _EXT8[size] if size <= 0xFF else b"\xc8" + size.to_bytes(2, "big") + _EXT_CODE

@@ -120,6 +120,7 @@ def build_app(settings: GatewaySettings) -> Front:
         try:
             yield
         finally:
+            gc.unfreeze()  # (a process that serves more than one app, as tests do, collects again)
             store.stop()
             await drain
             await client.aclose()

@@ -65,8 +65,8 @@ def _class_fields(touched_on: int, replied: int) -> dict[str, int]:
     }
 
 
+_CLASSES: Final = tuple(_class_fields(code % 3, code // 3) for code in range(6))
 # For each pair of classes (before, after): the fields that change, and by how much.
-_CLASSES: Final = [_class_fields(code % 3, code // 3) for code in range(6)]
 _MOVES: Final = tuple(
     tuple(
         tuple((name, after[name] - before[name]) for name in before if after[name] != before[name])

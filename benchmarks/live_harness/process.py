@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Final
 
 import _common
-from _common import cpu_ticks
 
 from live_harness.publish import Streams
 
@@ -135,7 +134,7 @@ class CpuMeter:
             self.flow.cpu_s(),
             pid_cpu_s(self.redis_pid),
             own.user + own.system,
-            *cpu_ticks(),
+            *_common.cpu_ticks(),
         )
 
     def read(self) -> dict[str, float]:
@@ -145,8 +144,8 @@ class CpuMeter:
         used = {
             n: round(100 * (end[i + 1] - self.start[i + 1]) / wall, 1) for i, n in enumerate(names)
         }
-        steal, total = end[4] - self.start[4], end[5] - self.start[5]
-        return used | {"machine_steal": round(100 * steal / total, 1) if total else 0.0}
+        steal = _common.steal_pct((self.start[4], self.start[5]), (end[4], end[5]))
+        return used | {"machine_steal": steal}
 
 
 # -- py-spy ---------------------------------------------------------------------------------------
