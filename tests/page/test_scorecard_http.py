@@ -237,3 +237,18 @@ def test_latest_shares_a_failed_read_too() -> None:
         with pytest.raises(ConnectionError):
             shared()
     assert len(calls) == 1
+
+
+def test_the_cookie_is_secure_behind_a_tls_proxy(
+    start: Callable[..., tuple[WebServer, httpx.Client]], card: Card
+) -> None:
+    """A TLS-terminating proxy on the same host says `X-Forwarded-Proto: https`, which uvicorn
+    trusts from loopback (`FORWARDED_ALLOW_IPS` names other proxies): the cookie is then marked
+    Secure, so a browser never sends it over plain HTTP. Asked over plain HTTP, it is not (a
+    Secure cookie would never come back, and the page would answer 401 after its redirect)."""
+    _, http = start(lambda: card, token=TOKEN)
+    proxied = http.get(f"/scorecard?token={TOKEN}", headers={"X-Forwarded-Proto": "https"})
+    assert proxied.status_code == 303
+    assert "secure" in [part.strip().lower() for part in proxied.headers["set-cookie"].split(";")]
+    plain = http.get(f"/scorecard?token={TOKEN}")
+    assert "secure" not in [part.strip().lower() for part in plain.headers["set-cookie"].split(";")]
