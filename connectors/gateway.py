@@ -30,7 +30,7 @@ from starlette.types import Receive
 from connectors import gateway_auth as auth
 from connectors.gateway_http import Answer, Handler, Incoming, read_body
 from connectors.gateway_metrics import GatewayMetrics
-from connectors.gateway_store import Batch, Dead, Outcome, Pending, Ready, Store
+from connectors.gateway_store import Batch, Dead, Pending, Ready, Store
 from connectors.spool import SpoolError
 from operators.events import event_type
 from operators.intake import EventReader
@@ -191,6 +191,7 @@ class Gateway:
         if body is None:
             return _text(413, f"body over {self._config.max_body_bytes} bytes")
         now = self._clock()
+        not_format: Answer | None = None  # a 400 once its raw bytes are dead-lettered
         try:
             prepared = endpoint.prepare(incoming, body, secret, now)
         except Refused as refused:
@@ -198,22 +199,22 @@ class Gateway:
             self._log_refusal(provider, refused.check)
             return _text(401, f"unauthorized: {refused.check} signature or credentials")
         except NotProviderFormatError as exc:
-            batch = Batch(provider, dead=[Dead(body, str(exc))])
-            if not await self._commit(batch):
-                return _text(503, "cannot store the request now; retry")
-            return _text(400, str(exc))
+            prepared = Batch(provider, dead=[Dead(body, str(exc))])
+            not_format = _text(400, str(exc))
         skipped: list[str] = []
         if isinstance(prepared, Mapped):
             skipped = prepared.skipped
             prepared = batch_of(provider, prepared)
         for kind in skipped:
             self._metrics.ignored.labels(provider, kind).inc()
-        try:  # `_commit`, written out: a level of coroutine less for every request
+        try:  # the one place a request's entries are stored, for every answer that needs them
             outcome = await self._store.commit(prepared)
         except SpoolError:
             return _text(503, "cannot store the request now; retry")
         if outcome.spooled:
             self._metrics.spooled.inc()
+        if not_format is not None:
+            return not_format
         if endpoint.twiml:
             return _TWIML_ANSWER
         counts: dict[str, object] = {
@@ -224,15 +225,6 @@ class Gateway:
         if outcome.spooled:
             counts["spooled"] = True
         return Answer(200, orjson.dumps(counts), "application/json")
-
-    async def _commit(self, batch: Batch) -> Outcome | None:
-        try:
-            outcome = await self._store.commit(batch)
-        except SpoolError:
-            return None
-        if outcome.spooled:
-            self._metrics.spooled.inc()
-        return outcome
 
     def _log_refusal(self, provider: str, check: str) -> None:
         self._log_limited(
