@@ -282,20 +282,16 @@ def main() -> int:
             asyncio.run(blast(port, noop_front, WARMUP, 8))
             sg_rps = asyncio.run(blast(port, sendgrid, len(signed_batches), 8))
             tw, no, nf = [], [], []
+            sides = {"twilio": (twilio, tw), "noop": (noop, no), "front": (noop_front, nf)}
             ticks = cpu_ticks()
             for r in range(args.rounds):  # interleaved, ABBA: no side always goes first
                 for side in (
                     ("twilio", "noop", "front") if r % 2 == 0 else ("front", "noop", "twilio")
                 ):
+                    make, rates = sides[side]
+                    rates.append(asyncio.run(blast(port, make, args.requests, args.connections)))
                     if side == "twilio":
-                        tw.append(asyncio.run(blast(port, twilio, args.requests, args.connections)))
-                        offset += args.requests
-                    elif side == "noop":
-                        no.append(asyncio.run(blast(port, noop, args.requests, args.connections)))
-                    else:
-                        nf.append(
-                            asyncio.run(blast(port, noop_front, args.requests, args.connections))
-                        )
+                        offset += args.requests  # every Twilio request is sent once
             steal = steal_pct(ticks, cpu_ticks())
             appended = gateway_events(server.url)
             sent = WARMUP + args.rounds * args.requests + 100 * len(signed_batches)

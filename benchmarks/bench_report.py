@@ -61,7 +61,7 @@ def child(mode: str, path: Path) -> dict[str, Any]:
         result["commands"] = len(out.commands)
         result["decisions"] = len(out.decisions)
     elif mode in ("report", "report-csv"):
-        from dataflows.report import compute, write_csv
+        from dataflows.report import compute, replay_rows, write_csv
 
         report = compute(path, policy, until=until)
         with open(os.devnull, "wb") as sink:
@@ -69,7 +69,7 @@ def child(mode: str, path: Path) -> dict[str, Any]:
         if mode == "report-csv":
             target = Path(tempfile.mkdtemp(prefix="touchflow-bench-csv-"))
             try:
-                write_csv(target, report)
+                write_csv(target, report.card, replay_rows(report))
             finally:
                 shutil.rmtree(target, ignore_errors=True)
         result["elapsed_s"] = time.perf_counter() - start
